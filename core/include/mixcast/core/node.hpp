@@ -1,0 +1,159 @@
+// The protocol state machine of one node. Sans-I/O: the engine feeds inputs with the current time
+// and pulls outputs; the node never touches a socket, a thread or a clock.
+//
+//   inputs : broadcast(), on_frame(), on_link_event(), on_timeout()
+//   outputs: poll_transmit(), poll_delivery(), next_timeout()
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <map>
+#include <queue>
+#include <tuple>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "mixcast/core/dedup.hpp"
+#include "mixcast/core/rng.hpp"
+#include "mixcast/core/targets.hpp"
+#include "mixcast/core/types.hpp"
+#include "mixcast/core/view.hpp"
+#include "mixcast/core/wire.hpp"
+
+namespace mixcast {
+
+struct NodeConfig {
+  NodeId self = 0;
+  Mode mode = Mode::tcp;
+  Micros ack_timeout = 500'000;         // re-delegate when a delegate has not acked within this
+  std::size_t dedup_window = 4096;      // per origin, see dedup.hpp
+  std::size_t max_frame_bytes = 16384;  // small messages to one peer are batched up to this
+  std::uint64_t seed = 1;
+};
+
+inline constexpr NodeId kMulticastGroup = UINT32_MAX;  // Transmit::to of a multicast
+
+enum class TrafficKind : std::uint8_t { data, ack, control, repair };
+
+struct Transmit {
+  NodeId to = 0;                     // a peer, or kMulticastGroup
+  Channel channel = Channel::tcp;    // tcp or multicast
+  wire::Bytes bytes;                 // one frame body; stream engines add wire::append_stream_frame
+  std::uint32_t round = 0;           // round of the first broadcast message carried (0 if none)
+  std::optional<MessageId> subject;  // the broadcast the first data/ack message is about
+  TrafficKind kind = TrafficKind::data;
+  std::uint32_t messages = 0;
+  std::size_t wire_size() const {
+    return channel == Channel::tcp ? wire::stream_frame_size(bytes.size()) : bytes.size();
+  }
+};
+
+struct Delivery {
+  MessageId id;
+  std::uint32_t round = 0;
+  Channel channel = Channel::local;
+  wire::Bytes payload;
+};
+
+struct NodeCounters {
+  std::uint64_t broadcasts = 0;       // originated here
+  std::uint64_t delivered = 0;
+  std::uint64_t duplicates = 0;       // copies that arrived after the first (not delivered again)
+  std::uint64_t too_old = 0;          // refused: older than the dedup window
+  std::uint64_t frames_in = 0;
+  std::uint64_t bad_frames = 0;       // frames that failed to decode
+  std::uint64_t bad_targets = 0;      // decodable but nonsensical delegations
+  std::uint64_t delegations = 0;      // sends that handed over targets
+  std::uint64_t acks_received = 0;
+  std::uint64_t ack_timeouts = 0;
+  std::uint64_t link_failures = 0;
+  std::uint64_t redelegations = 0;    // failed delegations whose targets were handed on again
+  std::uint64_t view_mismatches = 0;  // delegations resent as id lists
+};
+
+class Node {
+ public:
+  // Throws std::invalid_argument if `self` is not a member of `view`.
+  Node(NodeConfig config, std::shared_ptr<const View> view);
+
+  // ---- inputs ----
+  MessageId broadcast(wire::Bytes payload, Micros now);
+  // One frame body from `from` (stream framing already removed). Returns the decode error, if any;
+  // bad frames are counted and otherwise ignored.
+  wire::DecodeError on_frame(NodeId from, Channel channel, const std::uint8_t* data, std::size_t len, Micros now);
+  void on_link_event(NodeId peer, LinkEvent event, Micros now);
+  void on_timeout(Micros now);
+
+  // ---- outputs ----
+  std::optional<Transmit> poll_transmit();
+  std::optional<Delivery> poll_delivery();
+  Micros next_timeout();  // kNever when nothing is scheduled
+
+  // ---- introspection ----
+  NodeId id() const { return cfg_.self; }
+  const View& view() const { return *view_; }
+  const NodeCounters& counters() const { return counters_; }
+  bool suspects(NodeId peer) const { return suspected_.count(peer) != 0; }
+  wire::Bytes hello_frame() const;  // what an engine sends first on a new connection
+
+ private:
+  struct Active {  // a broadcast this node still has delegations outstanding for
+    std::shared_ptr<const wire::Bytes> payload;
+    std::uint32_t round = 0;  // round in which this node received it
+    std::uint32_t sends = 0;  // sends made so far: the k-th send reaches round + k
+    std::uint32_t pending = 0;
+  };
+  struct Pending {
+    NodeId peer = 0;
+    MessageId id;
+    TargetSet set;  // the delegated set, the peer first
+    Micros deadline = 0;
+  };
+  struct Outgoing {
+    NodeId to;
+    Channel channel;
+    wire::FrameBuilder frame;
+    std::uint32_t round;
+    std::optional<MessageId> subject;
+    TrafficKind kind;
+  };
+
+  void handle(NodeId from, Channel channel, wire::Message&& m, Micros now);
+  void handle_broadcast(NodeId from, Channel channel, wire::Broadcast&& b, Micros now);
+  void handle_ack(NodeId from, const wire::Ack& a, Micros now);
+  bool interpret_targets(const wire::Broadcast& b, TargetSet& out) const;
+  Active& active_for(const MessageId& id, std::uint32_t round, const wire::Bytes& payload);
+  void cover(const MessageId& id, TargetSet rest, Micros now);
+  void delegate(const MessageId& id, TargetSet set, Micros now);
+  void fail_pending(std::uint64_t token, Micros now);
+  void release(const MessageId& id);
+  void enqueue(NodeId to, Channel channel, const wire::Message& m, std::uint32_t round,
+               std::optional<MessageId> subject, TrafficKind kind);
+
+  NodeConfig cfg_;
+  std::shared_ptr<const View> view_;
+  std::uint32_t self_rank_ = 0;
+  Rng rng_;
+  NodeCounters counters_;
+  std::uint64_t next_seq_ = 1;
+  DedupTable dedup_;
+
+  std::unordered_map<MessageId, Active, MessageIdHash> active_;
+  std::unordered_map<std::uint64_t, Pending> pending_;  // by token
+  using AckKey = std::tuple<NodeId, NodeId, std::uint64_t>;  // peer, origin, seq
+  std::map<AckKey, std::vector<std::uint64_t>> awaiting_ack_;  // tokens, oldest first
+  using Deadline = std::pair<Micros, std::uint64_t>;
+  std::priority_queue<Deadline, std::vector<Deadline>, std::greater<>> deadlines_;  // lazy: stale tokens skipped
+  std::uint64_t next_token_ = 1;
+  std::unordered_set<NodeId> suspected_;       // peers whose delegation failed: skipped until heard from
+  std::unordered_set<NodeId> foreign_view_;    // peers known to hold another view: send id lists
+
+  std::vector<Outgoing> out_;
+  std::size_t out_head_ = 0;
+  std::unordered_map<NodeId, std::size_t> open_batch_;  // dest -> index in out_
+  std::vector<Delivery> deliveries_;
+  std::size_t delivery_head_ = 0;
+};
+
+}  // namespace mixcast

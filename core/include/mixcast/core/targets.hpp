@@ -1,0 +1,52 @@
+// A set of nodes a broadcast's holder is responsible for, kept in the cheapest form: a range of
+// positions in the shared view (rotated so the origin is position 0), or explicit ids when the
+// peer's view differs. Splitting a set never copies ids for the range form.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "mixcast/core/types.hpp"
+#include "mixcast/core/view.hpp"
+#include "mixcast/core/wire.hpp"
+
+namespace mixcast {
+
+class TargetSet {
+ public:
+  static TargetSet range(std::uint32_t origin_rank, std::uint32_t lo, std::uint32_t count) {
+    TargetSet s;
+    s.is_range_ = true;
+    s.origin_rank_ = origin_rank;
+    s.lo_ = lo;
+    s.count_ = count;
+    return s;
+  }
+  static TargetSet list(std::vector<NodeId> ids) {
+    TargetSet s;
+    s.ids_ = std::move(ids);
+    return s;
+  }
+
+  std::size_t size() const { return is_range_ ? count_ : ids_.size(); }
+  bool empty() const { return size() == 0; }
+  NodeId at(const View& view, std::size_t i) const {
+    return is_range_ ? view.at_position(origin_rank_, std::uint64_t{lo_} + i) : ids_[i];
+  }
+  TargetSet slice(std::size_t begin, std::size_t end) const;
+  std::vector<NodeId> ids(const View& view) const;
+
+  // Wire form with this set's first node as the receiver: a range when allowed, else an id list.
+  wire::Targets to_wire(const View& view, bool range_allowed) const;
+
+ private:
+  bool is_range_ = false;
+  std::uint32_t origin_rank_ = 0, lo_ = 0, count_ = 0;
+  std::vector<NodeId> ids_;
+};
+
+// The logarithmic split: a holder with `rest` targets left (itself excluded) hands this many of them,
+// the tail of its list, to its next delegate. Holder and delegate then hold ceil(m/2) and floor(m/2)
+// of the m = rest + 1 nodes, so n nodes are reached in exactly ceil(log2 n) rounds.
+constexpr std::size_t delegate_share(std::size_t rest) { return (rest + 1) / 2; }
+
+}  // namespace mixcast

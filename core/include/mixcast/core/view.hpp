@@ -1,0 +1,36 @@
+// The membership view: the ordered set of members a node believes in, and its hash.
+// Nodes that share a view address targets as O(1) rank ranges; membership is static for now,
+// so a view is immutable and shared between nodes of one process.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "mixcast/core/types.hpp"
+
+namespace mixcast {
+
+class View {
+ public:
+  View() = default;
+  explicit View(std::vector<NodeId> members);  // sorted and deduplicated here
+
+  std::size_t size() const { return members_.size(); }
+  std::uint64_t hash() const { return hash_; }
+  const std::vector<NodeId>& members() const { return members_; }
+  NodeId at(std::size_t rank) const { return members_[rank]; }
+  std::optional<std::uint32_t> rank_of(NodeId id) const;
+  bool contains(NodeId id) const { return rank_of(id).has_value(); }
+
+  // Positions are ranks rotated so that `origin_rank` is position 0: every origin's tree
+  // starts at itself without sending its own id.
+  NodeId at_position(std::uint32_t origin_rank, std::uint64_t position) const {
+    return members_[static_cast<std::size_t>((origin_rank + position) % members_.size())];
+  }
+
+ private:
+  std::vector<NodeId> members_;
+  std::uint64_t hash_ = 0;
+};
+
+}  // namespace mixcast

@@ -1,0 +1,190 @@
+// Wire format v1 (docs/wire-format.md). Encoding appends to byte vectors; decoding never trusts
+// a length and reports problems as a DecodeError value, never by throwing or by undefined behaviour.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "mixcast/core/types.hpp"
+
+namespace mixcast::wire {
+
+using Bytes = std::vector<std::uint8_t>;
+
+inline constexpr std::uint8_t kVersion = 1;
+inline constexpr std::size_t kMaxFrameBytes = 1u << 20;    // one frame body, any channel
+inline constexpr std::size_t kMaxPayloadBytes = 64u << 10;  // one broadcast payload
+inline constexpr std::size_t kMaxVarintBytes = 10;
+
+enum class MsgType : std::uint8_t {
+  hello = 1,
+  broadcast = 2,
+  ack = 3,
+  mcast_header = 4,
+  confirm = 5,
+  repair_request = 6,
+  island_digest = 7,
+};
+
+// The set of targets a broadcast's receiver becomes responsible for (receiver first).
+struct Targets {
+  enum class Kind : std::uint8_t {
+    none = 0,        // a leaf send: deliver only
+    view_range = 1,  // positions [lo, lo+count) of a shared view, rotated to start at the origin
+    id_list = 2,     // explicit ids: the fallback when the receiver's view differs
+  };
+  Kind kind = Kind::none;
+  std::uint64_t view_hash = 0;  // view_range: which view the positions index
+  std::uint32_t lo = 0;
+  std::uint32_t count = 0;
+  std::vector<NodeId> ids;  // id_list
+
+  std::size_t size() const {
+    return kind == Kind::view_range ? count : kind == Kind::id_list ? ids.size() : 0;
+  }
+  friend bool operator==(const Targets& a, const Targets& b) {
+    return a.kind == b.kind && a.view_hash == b.view_hash && a.lo == b.lo && a.count == b.count && a.ids == b.ids;
+  }
+};
+
+struct Hello {
+  NodeId node = 0;
+  std::uint64_t view_hash = 0;
+  friend bool operator==(const Hello& a, const Hello& b) { return a.node == b.node && a.view_hash == b.view_hash; }
+};
+
+struct Broadcast {
+  NodeId origin = 0;
+  std::uint64_t seq = 0;
+  std::uint32_t round = 0;  // the round in which the receiver receives this message
+  Targets targets;
+  Bytes payload;
+  friend bool operator==(const Broadcast& a, const Broadcast& b) {
+    return a.origin == b.origin && a.seq == b.seq && a.round == b.round && a.targets == b.targets &&
+           a.payload == b.payload;
+  }
+};
+
+enum class AckStatus : std::uint8_t { accepted = 0, view_mismatch = 1 };
+
+struct Ack {
+  NodeId origin = 0;
+  std::uint64_t seq = 0;
+  AckStatus status = AckStatus::accepted;
+  std::uint64_t view_hash = 0;  // the acker's view, so a sender can fall back to id lists
+  friend bool operator==(const Ack& a, const Ack& b) {
+    return a.origin == b.origin && a.seq == b.seq && a.status == b.status && a.view_hash == b.view_hash;
+  }
+};
+
+// First message of every multicast datagram: who sent it and that sender's multicast sequence number.
+struct McastHeader {
+  NodeId sender = 0;
+  std::uint64_t mseq = 0;
+  friend bool operator==(const McastHeader& a, const McastHeader& b) {
+    return a.sender == b.sender && a.mseq == b.mseq;
+  }
+};
+
+// A receiver tells a multicast sender what it heard: highest mseq seen, and how many of the last
+// `window` datagrams arrived. Sent now and then, not per message (amortised, O(1) bytes).
+struct Confirm {
+  NodeId sender = 0;  // whose multicasts were heard
+  std::uint64_t highest_mseq = 0;
+  std::uint32_t received = 0;
+  friend bool operator==(const Confirm& a, const Confirm& b) {
+    return a.sender == b.sender && a.highest_mseq == b.highest_mseq && a.received == b.received;
+  }
+};
+
+// Ask a multicast sender to resend, over TCP, what it multicast in [from_mseq, to_mseq].
+struct RepairRequest {
+  NodeId sender = 0;
+  std::uint64_t from_mseq = 0;
+  std::uint64_t to_mseq = 0;
+  friend bool operator==(const RepairRequest& a, const RepairRequest& b) {
+    return a.sender == b.sender && a.from_mseq == b.from_mseq && a.to_mseq == b.to_mseq;
+  }
+};
+
+// Islands as the sender sees them: for each island, its member ids. Carries a hash so receivers can
+// tell whether they share the sender's island view.
+struct IslandDigest {
+  std::uint64_t epoch = 0;
+  std::vector<std::vector<NodeId>> islands;
+  friend bool operator==(const IslandDigest& a, const IslandDigest& b) {
+    return a.epoch == b.epoch && a.islands == b.islands;
+  }
+};
+
+using Message = std::variant<Hello, Broadcast, Ack, McastHeader, Confirm, RepairRequest, IslandDigest>;
+
+enum class DecodeError : std::uint8_t {
+  none = 0,
+  truncated,
+  bad_varint,
+  bad_version,
+  unknown_type,
+  oversized,
+  bad_value,
+  trailing_bytes,
+  empty,
+};
+std::string_view to_string(DecodeError e);
+
+// ---- primitives ----
+void put_varint(Bytes& out, std::uint64_t v);
+void put_u64(Bytes& out, std::uint64_t v);  // fixed 8 bytes, little endian (hashes)
+std::size_t varint_size(std::uint64_t v);
+
+// ---- frames ----
+// A frame body is: version byte, then one or more messages, each `type, varint body_len, body`.
+class FrameBuilder {
+ public:
+  FrameBuilder();
+  void add(const Message& m);
+  std::size_t size() const { return bytes_.size(); }
+  std::size_t message_count() const { return count_; }
+  bool empty() const { return count_ == 0; }
+  Bytes take();
+ private:
+  Bytes bytes_;
+  std::size_t count_ = 0;
+};
+
+Bytes encode_frame(const std::vector<Message>& messages);
+
+struct Decoded {
+  std::vector<Message> messages;
+  DecodeError error = DecodeError::none;
+  std::size_t error_offset = 0;
+  bool ok() const { return error == DecodeError::none; }
+};
+Decoded decode_frame(const std::uint8_t* data, std::size_t len);
+inline Decoded decode_frame(const Bytes& b) { return decode_frame(b.data(), b.size()); }
+
+// ---- stream framing (TCP): varint body length, then the body ----
+void append_stream_frame(Bytes& out, const Bytes& body);
+inline std::size_t stream_frame_size(std::size_t body) { return varint_size(body) + body; }
+
+// Splits a byte stream into frame bodies. Feed what arrived; pop complete bodies.
+// A length above kMaxFrameBytes or a bad length varint poisons the stream (error() says why):
+// the engine should drop that connection.
+class StreamReader {
+ public:
+  explicit StreamReader(std::size_t max_frame = kMaxFrameBytes) : max_frame_(max_frame) {}
+  void feed(const std::uint8_t* data, std::size_t len);
+  std::optional<Bytes> next();
+  DecodeError error() const { return error_; }
+  std::size_t buffered() const { return buf_.size() - pos_; }
+ private:
+  Bytes buf_;
+  std::size_t pos_ = 0;
+  std::size_t max_frame_;
+  DecodeError error_ = DecodeError::none;
+};
+
+}  // namespace mixcast::wire

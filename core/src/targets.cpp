@@ -1,0 +1,34 @@
+#include "mixcast/core/targets.hpp"
+
+namespace mixcast {
+
+TargetSet TargetSet::slice(std::size_t begin, std::size_t end) const {
+  if (is_range_) return range(origin_rank_, lo_ + static_cast<std::uint32_t>(begin), static_cast<std::uint32_t>(end - begin));
+  return list(std::vector<NodeId>(ids_.begin() + static_cast<std::ptrdiff_t>(begin),
+                                  ids_.begin() + static_cast<std::ptrdiff_t>(end)));
+}
+
+std::vector<NodeId> TargetSet::ids(const View& view) const {
+  if (!is_range_) return ids_;
+  std::vector<NodeId> out;
+  out.reserve(count_);
+  for (std::size_t i = 0; i < count_; ++i) out.push_back(at(view, i));
+  return out;
+}
+
+wire::Targets TargetSet::to_wire(const View& view, bool range_allowed) const {
+  wire::Targets t;
+  if (size() <= 1) return t;  // a leaf: nothing to hand on
+  if (is_range_ && range_allowed) {
+    t.kind = wire::Targets::Kind::view_range;
+    t.view_hash = view.hash();
+    t.lo = lo_;
+    t.count = count_;
+  } else {
+    t.kind = wire::Targets::Kind::id_list;
+    t.ids = ids(view);
+  }
+  return t;
+}
+
+}  // namespace mixcast

@@ -1,0 +1,78 @@
+// The model engine's network: who can reach whom, how long it takes, what gets lost. Protocol-free.
+//   - each node sends through its own NIC at its subnet's LAN bandwidth (serialisation delay);
+//   - paths: same subnet = one LAN hop; same datacenter = two LAN hops via the router; across
+//     datacenters = LAN + shortest WAN path (by latency, bottleneck bandwidth, queued per direction) + LAN;
+//   - TCP: a connection costs one round trip before its first frame; a lost segment is retransmitted
+//     after an RTO, and frames of a connection never overtake each other;
+//   - connections to crashed nodes fail after a round trip (reset); connections into a NAT subnet
+//     from outside it fail after the connect timeout unless the NAT side opened the connection;
+//   - multicast reaches the sender's subnet only, each receiver losing it independently.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <unordered_map>
+#include <vector>
+
+#include "mixcast/core/rng.hpp"
+#include "mixcast/core/types.hpp"
+#include "mixcast/sim/scenario.hpp"
+
+namespace mixcast::sim {
+
+class NetworkModel {
+ public:
+  using Nanos = std::int64_t;
+  static constexpr Nanos kConnectTimeout = 1'000'000'000;  // silently dropped SYNs give up after 1 s
+  static constexpr Nanos kMinRto = 200'000'000;
+
+  explicit NetworkModel(const Scenario& s);
+
+  bool crashed(NodeId n) const { return crashed_[n]; }
+  void crash(NodeId n) { crashed_[n] = true; }
+  std::uint32_t subnet_of(NodeId n) const { return subnet_of_[n]; }
+
+  Nanos latency(NodeId a, NodeId b) const;  // one way, propagation only
+  // Whether `from` may open a connection to `to` (NAT: only from inside the subnet).
+  bool may_connect(NodeId from, NodeId to) const;
+  // Whether `to` hears multicasts from `from` at time `now` (same subnet, multicast working, not broken).
+  bool hears_multicast(NodeId from, NodeId to, Nanos now) const;
+
+  struct Unicast {
+    Nanos arrival = 0;
+    std::optional<Nanos> failed_at;  // the connection could not be made: report a link failure then
+  };
+  Unicast unicast(NodeId from, NodeId to, std::size_t bytes, Nanos now, Rng& rng);
+
+  struct Arrival {
+    NodeId to;
+    Nanos at;
+  };
+  std::vector<Arrival> multicast(NodeId from, std::size_t bytes, Nanos now, Rng& rng);
+
+ private:
+  struct Subnet {
+    std::uint32_t dc = 0;
+    Nanos latency = 0;
+    double bandwidth = 1e9, loss = 0;
+    bool multicast = true, nat = false;
+    Nanos multicast_fails_at = -1;
+    std::vector<NodeId> members;
+  };
+  struct Connection {
+    bool established = false;
+    Nanos last_arrival[2] = {0, 0};  // per direction: lower id -> higher id, and back
+  };
+  Nanos serialise(Nanos start, std::size_t bytes, double bandwidth) const;
+
+  std::vector<Subnet> subnets_;
+  std::vector<std::uint32_t> subnet_of_;
+  std::vector<bool> crashed_, send_broken_, recv_broken_;
+  std::vector<Nanos> nic_busy_;
+  std::uint32_t dcs_ = 0;
+  std::vector<Nanos> wan_latency_;   // dcs x dcs, shortest path
+  std::vector<double> wan_bandwidth_, wan_loss_;
+  std::vector<Nanos> wan_busy_;      // dcs x dcs, per direction
+  std::unordered_map<std::uint64_t, Connection> connections_;
+};
+
+}  // namespace mixcast::sim

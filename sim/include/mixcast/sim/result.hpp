@@ -1,0 +1,59 @@
+// What an engine run produces; metrics and output writers turn it into summary.json and CSVs.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "mixcast/core/types.hpp"
+#include "mixcast/sim/scenario.hpp"
+
+namespace mixcast::sim {
+
+struct BroadcastRecord {
+  std::uint32_t index = 0;  // 0-based, warm-up broadcasts first
+  NodeId origin = 0;
+  std::uint64_t seq = 0;
+  double start_s = 0;
+  bool warmup = false;
+};
+
+struct DeliveryRecord {
+  std::uint32_t broadcast = 0;
+  NodeId node = 0;
+  std::uint32_t round = 0;
+  double time_s = 0;  // since the broadcast started
+  Channel channel = Channel::tcp;
+};
+
+// Traffic attributed to one broadcast (frames are attributed to the first broadcast they carry;
+// acks to the broadcast they acknowledge). Control traffic (beacons, confirmations) is kept apart.
+struct Traffic {
+  std::uint64_t tcp_messages = 0, tcp_bytes = 0;
+  std::uint64_t multicast_messages = 0, multicast_bytes = 0;
+  Traffic& operator+=(const Traffic& o) {
+    tcp_messages += o.tcp_messages; tcp_bytes += o.tcp_bytes;
+    multicast_messages += o.multicast_messages; multicast_bytes += o.multicast_bytes;
+    return *this;
+  }
+};
+
+struct RunResult {
+  std::string engine;  // "model", "ns3", "real"
+  Scenario scenario;   // as run (after overrides and rescaling)
+  std::vector<BroadcastRecord> broadcasts;
+  std::vector<DeliveryRecord> deliveries;  // first deliveries only, in time order
+  std::vector<double> crashed_at_s;        // per node: < 0 if it never crashed
+  std::vector<Traffic> traffic;            // per broadcast
+  Traffic control;                         // not attributable to a broadcast
+  std::uint64_t duplicates = 0;            // deliveries beyond the first per (node, broadcast): must be 0
+  std::uint64_t repairs = 0;               // messages resent because a multicast was missed
+  std::uint64_t forced_tcp = 0;            // TCP copies sent to multicast-reachable nodes
+  std::uint64_t redelegations = 0;         // delegations handed to another node after a failure
+  std::uint64_t bad_frames = 0;
+  std::uint32_t islands = 0;               // islands known to the origins when measurement began
+  double simulated_s = 0;
+  double wall_s = 0;
+  std::uint64_t events = 0;
+};
+
+}  // namespace mixcast::sim

@@ -1,0 +1,161 @@
+#include <gtest/gtest.h>
+
+#include "mixcast/core/wire.hpp"
+
+using namespace mixcast;
+using namespace mixcast::wire;
+
+namespace {
+Broadcast sample_broadcast() {
+  Broadcast b;
+  b.origin = 300;
+  b.seq = 1ULL << 40;
+  b.round = 7;
+  b.targets.kind = Targets::Kind::view_range;
+  b.targets.view_hash = 0x1122334455667788ULL;
+  b.targets.lo = 17;
+  b.targets.count = 512;
+  b.payload = {1, 2, 3, 4, 5};
+  return b;
+}
+}  // namespace
+
+TEST(Varint, RoundTripsBoundaries) {
+  for (std::uint64_t v : {0ULL, 1ULL, 127ULL, 128ULL, 16383ULL, 16384ULL, (1ULL << 32) - 1, ~0ULL}) {
+    Bytes frame = encode_frame({McastHeader{1, v}});
+    auto d = decode_frame(frame);
+    ASSERT_TRUE(d.ok()) << to_string(d.error);
+    EXPECT_EQ(std::get<McastHeader>(d.messages[0]).mseq, v);
+    EXPECT_EQ(varint_size(v), [&] { Bytes b; put_varint(b, v); return b.size(); }());
+  }
+}
+
+TEST(Wire, EveryMessageTypeRoundTrips) {
+  Broadcast listed = sample_broadcast();
+  listed.targets = Targets{};
+  listed.targets.kind = Targets::Kind::id_list;
+  listed.targets.ids = {5, 9, 100000};
+  std::vector<Message> all = {Hello{3, 42},
+                              sample_broadcast(),
+                              listed,
+                              Ack{1, 2, AckStatus::view_mismatch, 99},
+                              McastHeader{4, 5},
+                              Confirm{6, 7, 8},
+                              RepairRequest{9, 10, 12},
+                              IslandDigest{3, {{1, 2, 3}, {4}}}};
+  Bytes frame = encode_frame(all);
+  auto d = decode_frame(frame);
+  ASSERT_TRUE(d.ok()) << to_string(d.error);
+  ASSERT_EQ(d.messages.size(), all.size());
+  for (std::size_t i = 0; i < all.size(); ++i) EXPECT_TRUE(d.messages[i] == all[i]) << "message " << i;
+}
+
+TEST(Wire, BroadcastWithRangeIsSmall) {
+  // The delegated range costs O(1) bytes whatever the cluster size.
+  Bytes frame = encode_frame({sample_broadcast()});
+  EXPECT_LT(frame.size(), 40u);
+}
+
+TEST(Wire, EveryTruncationIsAnErrorNotACrash) {
+  // One message per frame: a cut at a message boundary of a longer frame is a valid shorter frame.
+  Bytes frame = encode_frame({sample_broadcast()});
+  for (std::size_t len = 0; len < frame.size(); ++len) {
+    auto d = decode_frame(frame.data(), len);
+    EXPECT_FALSE(d.ok()) << "prefix of " << len << " bytes decoded";
+    EXPECT_TRUE(d.messages.empty());
+  }
+}
+
+TEST(Wire, RejectsBadVersionTypeVarintAndTrailingBytes) {
+  Bytes good = encode_frame({Hello{1, 2}});
+  Bytes v = good;
+  v[0] = 2;
+  EXPECT_EQ(decode_frame(v).error, DecodeError::bad_version);
+  Bytes t = good;
+  t[1] = 0x7F;
+  EXPECT_EQ(decode_frame(t).error, DecodeError::unknown_type);
+  Bytes overlong = {kVersion, 4, 3, 0x81, 0x00, 0x01};  // mcast_header with an overlong varint
+  EXPECT_EQ(decode_frame(overlong).error, DecodeError::bad_varint);
+  Bytes eleven = {kVersion, 4, 12, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01, 0x00};
+  EXPECT_EQ(decode_frame(eleven).error, DecodeError::bad_varint);
+  Bytes trailing = {kVersion, 4, 3, 1, 1, 9};  // body length 3, message uses 2
+  EXPECT_EQ(decode_frame(trailing).error, DecodeError::trailing_bytes);
+  Bytes empty = {kVersion};
+  EXPECT_EQ(decode_frame(empty).error, DecodeError::empty);
+}
+
+TEST(Wire, RejectsOversizedPayloadAndHugeCounts) {
+  Bytes frame = {kVersion, 2};
+  Bytes body;
+  put_varint(body, 1);
+  put_varint(body, 1);
+  put_varint(body, 1);
+  body.push_back(0);  // no targets
+  put_varint(body, kMaxPayloadBytes + 1);
+  put_varint(frame, body.size());
+  frame.insert(frame.end(), body.begin(), body.end());
+  EXPECT_EQ(decode_frame(frame).error, DecodeError::oversized);
+
+  Bytes list = {kVersion, 2};
+  Bytes lb;
+  put_varint(lb, 1);
+  put_varint(lb, 1);
+  put_varint(lb, 1);
+  lb.push_back(2);
+  put_varint(lb, 1ULL << 40);  // claims a trillion ids
+  put_varint(list, lb.size());
+  list.insert(list.end(), lb.begin(), lb.end());
+  EXPECT_EQ(decode_frame(list).error, DecodeError::truncated);
+
+  Bytes big(kMaxFrameBytes + 1, 0);
+  big[0] = kVersion;
+  EXPECT_EQ(decode_frame(big).error, DecodeError::oversized);
+}
+
+TEST(Wire, RejectsOutOfRangeValues) {
+  Ack a{1, 2, AckStatus::accepted, 3};
+  Bytes frame = encode_frame({a});
+  frame[frame.size() - 9] = 7;  // status byte
+  EXPECT_EQ(decode_frame(frame).error, DecodeError::bad_value);
+  Bytes rr = encode_frame({RepairRequest{1, 5, 4}});  // from > to
+  EXPECT_EQ(decode_frame(rr).error, DecodeError::bad_value);
+  Bytes node = {kVersion, 1, 13, 0x80, 0x80, 0x80, 0x80, 0x10, 0, 0, 0, 0, 0, 0, 0, 0};  // id >= 2^32
+  EXPECT_EQ(decode_frame(node).error, DecodeError::bad_value);
+}
+
+TEST(StreamReader, ReassemblesArbitrarySplits) {
+  std::vector<Bytes> bodies;
+  Bytes stream;
+  for (int i = 0; i < 50; ++i) {
+    Broadcast b = sample_broadcast();
+    b.seq = static_cast<std::uint64_t>(i);
+    b.payload.assign(static_cast<std::size_t>(i * 7), static_cast<std::uint8_t>(i));
+    bodies.push_back(encode_frame({b}));
+    append_stream_frame(stream, bodies.back());
+  }
+  for (std::size_t chunk : {1u, 2u, 3u, 7u, 64u, 100000u}) {
+    StreamReader r;
+    std::vector<Bytes> got;
+    for (std::size_t off = 0; off < stream.size(); off += chunk) {
+      r.feed(stream.data() + off, std::min(chunk, stream.size() - off));
+      while (auto body = r.next()) got.push_back(std::move(*body));
+    }
+    EXPECT_EQ(got, bodies) << "chunk " << chunk;
+    EXPECT_EQ(r.error(), DecodeError::none);
+    EXPECT_EQ(r.buffered(), 0u);
+  }
+}
+
+TEST(StreamReader, OversizedLengthPoisonsTheStream) {
+  StreamReader r(1024);
+  Bytes len;
+  put_varint(len, 4096);
+  r.feed(len.data(), len.size());
+  EXPECT_FALSE(r.next());
+  EXPECT_EQ(r.error(), DecodeError::oversized);
+  Bytes bad(11, 0xFF);
+  StreamReader r2;
+  r2.feed(bad.data(), bad.size());
+  EXPECT_FALSE(r2.next());
+  EXPECT_EQ(r2.error(), DecodeError::bad_varint);
+}
