@@ -1,36 +1,69 @@
 #include "mixcast/core/node.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <stdexcept>
 #include <string>
 
 namespace mixcast {
 
 Node::Node(NodeConfig config, std::shared_ptr<const View> view)
-    : cfg_(config), view_(std::move(view)), rng_(config.seed), dedup_(config.dedup_window) {
+    : cfg_(config),
+      view_(std::move(view)),
+      rng_(config.seed),
+      dedup_(config.dedup_window),
+      control_dedup_(config.dedup_window),
+      reach_(config.reach_expiry) {
   if (!view_) throw std::invalid_argument("mixcast::Node: no membership view");
   auto rank = view_->rank_of(cfg_.self);
   if (!rank) throw std::invalid_argument("mixcast::Node: node " + std::to_string(cfg_.self) + " is not in its view");
   self_rank_ = *rank;
+  if (cfg_.confirm_interval <= 0 || cfg_.beacon_interval <= 0 || cfg_.reach_expiry <= 0 || cfg_.ack_timeout <= 0)
+    throw std::invalid_argument("mixcast::Node: intervals and timeouts must be positive");
+  // A NATed node opens its links to the gateways now: nobody outside can open them.
+  if (view_->behind_nat(cfg_.self))
+    for (NodeId g : view_->gateways(cfg_.self, cfg_.nat_links))
+      enqueue(g, Channel::tcp, wire::Hello{cfg_.self, view_->hash()}, 0, std::nullopt, TrafficKind::control);
+  // Spread the nodes' maintenance ticks so they do not all fire together.
+  if (mixed()) next_tick_ = static_cast<Micros>(rng_.below(static_cast<std::uint64_t>(cfg_.confirm_interval)));
+  retained_.reserve(std::min<std::size_t>(cfg_.retention, 64));
 }
 
 wire::Bytes Node::hello_frame() const { return wire::encode_frame({wire::Hello{cfg_.self, view_->hash()}}); }
 
+std::size_t Node::island_count() {
+  if (!mixed()) return view_->size();
+  islands_.rebuild(*view_);
+  return islands_.size();
+}
+
 // ---------------------------------------------------------------- inputs
 
 MessageId Node::broadcast(wire::Bytes payload, Micros now) {
-  const MessageId id{cfg_.self, next_seq_++};
   ++counters_.broadcasts;
-  dedup_.insert(id);
-  ++counters_.delivered;
-  // The origin is responsible for every other member: positions 1..n-1 of the view rotated at itself.
-  TargetSet rest = TargetSet::range(self_rank_, 1, static_cast<std::uint32_t>(view_->size() - 1));
-  if (!rest.empty()) {
-    active_for(id, 0, payload);
-    cover(id, std::move(rest), now);
-    release(id);
+  return start(std::move(payload), 0, now);
+}
+
+MessageId Node::start(wire::Bytes payload, std::uint8_t flags, Micros now) {
+  const bool control = flags & wire::Broadcast::kControl;
+  const MessageId id{cfg_.self, control ? (kControlSeqBit | next_control_seq_++) : next_seq_++};
+  (control ? control_dedup_ : dedup_).insert(id);
+  hold(id, 0, flags, payload);
+  if (mixed()) {
+    // TCP tree over the other islands first, then one multicast into our own island.
+    islands_.rebuild(*view_);
+    const auto islands = static_cast<std::uint32_t>(islands_.size());
+    cover(id, TargetSet::island_range(islands_.island_of(cfg_.self), 1, islands - 1, islands), now);
+    cover_own_island(id, now);
+  } else {
+    // Every other member: positions 1..n-1 of the view rotated at ourselves.
+    cover(id, TargetSet::range(self_rank_, 1, static_cast<std::uint32_t>(view_->size() - 1)), now);
   }
-  deliveries_.push_back(Delivery{id, 0, Channel::local, std::move(payload)});
+  release(id);
+  if (!control) {
+    ++counters_.delivered;
+    deliveries_.push_back(Delivery{id, 0, Channel::local, 0, std::move(payload)});
+  }
   return id;
 }
 
@@ -42,7 +75,24 @@ wire::DecodeError Node::on_frame(NodeId from, Channel channel, const std::uint8_
     ++counters_.bad_frames;
     return d.error;
   }
-  if (channel == Channel::tcp && from != cfg_.self) suspected_.erase(from);  // it is alive after all
+  if (channel == Channel::multicast) {
+    // A multicast datagram must start with its header; the header, not the engine, names the sender.
+    const auto* h = std::get_if<wire::McastHeader>(&d.messages.front());
+    if (!h || h->sender == cfg_.self || !view_->contains(h->sender)) {
+      ++counters_.bad_frames;
+      return wire::DecodeError::bad_value;
+    }
+    from = h->sender;
+    if (mixed()) {
+      if (auto gap = reach_.heard(from, h->mseq, now)) {
+        ++counters_.repair_requests;
+        enqueue(from, Channel::tcp, wire::RepairRequest{from, gap->first, gap->last}, 0, std::nullopt,
+                TrafficKind::control);
+      }
+    }
+  } else if (from != cfg_.self) {
+    suspected_.erase(from);  // it is alive after all
+  }
   for (auto& m : d.messages) handle(from, channel, std::move(m), now);
   return wire::DecodeError::none;
 }
@@ -71,6 +121,7 @@ void Node::on_timeout(Micros now) {
     suspected_.insert(it->second.peer);
     fail_pending(token, now);
   }
+  if (mixed() && now >= next_tick_) tick(now);
 }
 
 // ---------------------------------------------------------------- outputs
@@ -106,117 +157,134 @@ std::optional<Delivery> Node::poll_delivery() {
 }
 
 Micros Node::next_timeout() {
+  Micros next = mixed() ? next_tick_ : kNever;
   while (!deadlines_.empty()) {
     auto it = pending_.find(deadlines_.top().second);
-    if (it != pending_.end() && it->second.deadline == deadlines_.top().first) return deadlines_.top().first;
+    if (it != pending_.end() && it->second.deadline == deadlines_.top().first)
+      return std::min(next, deadlines_.top().first);
     deadlines_.pop();  // stale: acked or re-armed
   }
-  return kNever;
+  return next;
 }
 
-// ---------------------------------------------------------------- protocol
+// ---------------------------------------------------------------- receiving
 
 void Node::handle(NodeId from, Channel channel, wire::Message&& m, Micros now) {
   if (auto* b = std::get_if<wire::Broadcast>(&m)) return handle_broadcast(from, channel, std::move(*b), now);
+  if (channel != Channel::tcp) return;  // only broadcasts count on multicast (after the header)
   if (auto* a = std::get_if<wire::Ack>(&m)) return handle_ack(from, *a, now);
   if (auto* h = std::get_if<wire::Hello>(&m)) {
     if (h->view_hash != view_->hash()) foreign_view_.insert(from);
     else foreign_view_.erase(from);
+    return;
   }
-  // Multicast-related messages are ignored in TCP mode.
+  if (!mixed()) return;
+  if (auto* c = std::get_if<wire::Confirm>(&m)) {
+    if (c->sender == cfg_.self) reach_.confirmed(from, c->highest_mseq, now);
+    return;
+  }
+  if (auto* r = std::get_if<wire::RepairRequest>(&m)) return handle_repair_request(from, *r);
+}
+
+void Node::accept(const wire::Broadcast& b, Channel channel, Micros now) {
+  const MessageId id{b.origin, b.seq};
+  const bool control = b.flags & wire::Broadcast::kControl;
+  if (control != bool(b.seq & kControlSeqBit)) {
+    ++counters_.bad_targets;  // a control flag on an application seq, or the reverse
+    return;
+  }
+  switch ((control ? control_dedup_ : dedup_).insert(id)) {
+    case SeenResult::fresh:
+      if (control) {
+        wire::Decoded d = wire::decode_frame(b.payload);
+        const auto* digest = d.ok() ? std::get_if<wire::IslandDigest>(&d.messages.front()) : nullptr;
+        if (digest && digest->islands.size() == 1) islands_.claim(b.origin, digest->islands.front(), now);
+        else ++counters_.bad_targets;
+        return;
+      }
+      ++counters_.delivered;
+      deliveries_.push_back(Delivery{id, b.round, channel, b.flags, b.payload});
+      return;
+    case SeenResult::duplicate: ++counters_.duplicates; return;
+    case SeenResult::too_old: ++counters_.too_old; return;
+  }
 }
 
 void Node::handle_broadcast(NodeId from, Channel channel, wire::Broadcast&& b, Micros now) {
-  const MessageId id{b.origin, b.seq};
-  switch (dedup_.insert(id)) {
-    case SeenResult::fresh:
-      ++counters_.delivered;
-      deliveries_.push_back(Delivery{id, b.round, channel, b.payload});
-      break;
-    case SeenResult::duplicate: ++counters_.duplicates; break;
-    case SeenResult::too_old: ++counters_.too_old; break;
-  }
-  const bool delegated = b.targets.kind != wire::Targets::Kind::none;
-  if (channel == Channel::tcp && delegated) {
-    // Responsibility is honoured even for a duplicate: the sender may be re-delegating a failed branch.
-    TargetSet set;
-    const bool understood = interpret_targets(b, set);
-    enqueue(from, Channel::tcp,
-            wire::Ack{b.origin, b.seq, understood ? wire::AckStatus::accepted : wire::AckStatus::view_mismatch,
-                      view_->hash()},
-            0, id, TrafficKind::ack);
-    if (understood && set.size() > 1) {
-      active_for(id, b.round, b.payload);
-      cover(id, set.slice(1, set.size()), now);
-      release(id);
+  accept(b, channel, now);
+  if (channel != Channel::tcp || b.targets.kind == wire::Targets::Kind::none) {
+    if (channel == Channel::tcp && (b.flags & wire::Broadcast::kRelay) && b.relay_to != cfg_.self) {
+      // A leaf for a NATed node behind us: pass it on over the link it opened.
+      ++counters_.relayed;
+      const MessageId id{b.origin, b.seq};
+      b.flags &= static_cast<std::uint8_t>(~wire::Broadcast::kRelay);
+      b.round += 1;
+      enqueue(b.relay_to, Channel::tcp, b, b.round, id, TrafficKind::data);
     }
+    return;
   }
+  // Responsibility is honoured even for a duplicate: the sender may be re-delegating a failed branch.
+  const MessageId id{b.origin, b.seq};
+  TargetSet set;
+  const bool understood = interpret_targets(b, set);
+  enqueue(from, Channel::tcp,
+          wire::Ack{b.origin, b.seq, understood ? wire::AckStatus::accepted : wire::AckStatus::view_mismatch,
+                    view_->hash()},
+          0, id, TrafficKind::ack);
+  if (!understood) return;
+  hold(id, b.round, b.flags & wire::Broadcast::kControl, b.payload);
+  if ((b.flags & wire::Broadcast::kRelay) && b.relay_to != cfg_.self) {
+    // We are the gateway of the delegate: hand it the whole delegation over its link.
+    ++counters_.relayed;
+    send_delegation(id, b.relay_to, std::move(set), now);
+  } else if (set.over_islands()) {
+    cover(id, set.slice(1, set.size()), now);
+    cover_own_island(id, now);
+  } else {
+    cover(id, set.slice(1, set.size()), now);
+  }
+  release(id);
 }
 
-bool Node::interpret_targets(const wire::Broadcast& b, TargetSet& out) const {
+bool Node::interpret_targets(const wire::Broadcast& b, TargetSet& out) {
   const auto& t = b.targets;
+  const bool relay = (b.flags & wire::Broadcast::kRelay) && b.relay_to != cfg_.self;
+  const NodeId head = relay ? b.relay_to : cfg_.self;
   if (t.kind == wire::Targets::Kind::id_list) {
     std::vector<NodeId> ids = t.ids;
-    if (ids.front() != cfg_.self) ids.insert(ids.begin(), cfg_.self);  // tolerate a sender that left us out
+    if (ids.front() != head) ids.insert(ids.begin(), head);  // tolerate a sender that left the head out
     out = TargetSet::list(std::move(ids));
     return true;
   }
-  if (t.view_hash != view_->hash()) return false;
-  auto origin_rank = view_->rank_of(b.origin);
-  if (!origin_rank || std::uint64_t{t.lo} + t.count > view_->size()) return false;
-  out = TargetSet::range(*origin_rank, t.lo, t.count);
-  return out.at(*view_, 0) == cfg_.self;
-}
-
-Node::Active& Node::active_for(const MessageId& id, std::uint32_t round, const wire::Bytes& payload) {
-  auto [it, inserted] = active_.try_emplace(id);
-  if (inserted) {
-    it->second.payload = std::make_shared<const wire::Bytes>(payload);
-    it->second.round = round;
+  if (t.view_hash == view_->hash()) {
+    auto origin_rank = view_->rank_of(b.origin);
+    if (!origin_rank || std::uint64_t{t.lo} + t.count > view_->size()) return false;
+    out = TargetSet::range(*origin_rank, t.lo, t.count);
+    return out.at(*view_, 0) == head;
   }
-  ++it->second.pending;  // held while the caller works on it; release() drops it
-  return it->second;
-}
-
-void Node::release(const MessageId& id) {
-  auto it = active_.find(id);
-  if (it != active_.end() && --it->second.pending == 0) active_.erase(it);
-}
-
-void Node::cover(const MessageId& id, TargetSet rest, Micros now) {
-  while (!rest.empty()) {
-    const std::size_t share = delegate_share(rest.size());
-    TargetSet handed = rest.slice(rest.size() - share, rest.size());
-    rest = rest.slice(0, rest.size() - share);
-    delegate(id, std::move(handed), now);
+  if (mixed()) {
+    islands_.rebuild(*view_);
+    if (t.view_hash == islands_.hash() && view_->contains(b.origin) &&
+        std::uint64_t{t.lo} + t.count <= islands_.size()) {
+      const auto islands = static_cast<std::uint32_t>(islands_.size());
+      out = TargetSet::island_range(islands_.island_of(b.origin), t.lo, t.count, islands);
+      return islands_.island_of(head) == out.island_at(0);
+    }
   }
+  return false;
 }
 
-void Node::delegate(const MessageId& id, TargetSet set, Micros now) {
-  const NodeId head = set.at(*view_, 0);
-  if (head == cfg_.self || suspected_.count(head)) {
-    // Known dead (or ourselves): take its share over directly.
-    if (head != cfg_.self) ++counters_.redelegations;
-    cover(id, set.slice(1, set.size()), now);
-    return;
-  }
-  Active& a = active_.at(id);
-  ++a.sends;
-  wire::Broadcast b;
-  b.origin = id.origin;
-  b.seq = id.seq;
-  b.round = a.round + a.sends;
-  b.targets = set.to_wire(*view_, !foreign_view_.count(head));
-  b.payload = *a.payload;
-  enqueue(head, Channel::tcp, b, b.round, id, TrafficKind::data);
-  if (set.size() > 1) {
-    ++counters_.delegations;
-    ++a.pending;
-    const std::uint64_t token = next_token_++;
-    const Micros deadline = now + cfg_.ack_timeout;
-    pending_.emplace(token, Pending{head, id, std::move(set), deadline});
-    awaiting_ack_[AckKey{head, id.origin, id.seq}].push_back(token);
-    deadlines_.emplace(deadline, token);
+void Node::handle_repair_request(NodeId from, const wire::RepairRequest& r) {
+  if (r.sender != cfg_.self) return;
+  const std::uint64_t last = std::min(r.to_mseq, mseq_);
+  const std::uint64_t oldest = mseq_ >= cfg_.retention ? mseq_ - cfg_.retention + 1 : 1;
+  for (std::uint64_t m = std::max(r.from_mseq, oldest); m <= last; ++m) {
+    const Retained& kept = retained_[m % cfg_.retention];
+    if (kept.mseq != m || !kept.message) continue;
+    wire::Broadcast b = *kept.message;
+    b.flags |= wire::Broadcast::kRepair;
+    ++counters_.repairs_sent;
+    enqueue(from, Channel::tcp, b, b.round, MessageId{b.origin, b.seq}, TrafficKind::repair);
   }
 }
 
@@ -229,19 +297,153 @@ void Node::handle_ack(NodeId from, const wire::Ack& ack, Micros now) {
   if (it->second.empty()) awaiting_ack_.erase(it);
   auto p = pending_.find(token);
   if (p == pending_.end()) return;
-  if (ack.status == wire::AckStatus::view_mismatch && !foreign_view_.count(from)) {
-    // The peer holds another view: resend the same delegation as an explicit id list.
-    ++counters_.view_mismatches;
-    foreign_view_.insert(from);
-    Pending pend = std::move(p->second);
-    pending_.erase(p);
-    delegate(pend.id, std::move(pend.set), now);  // takes a new hold before ours is released
-    release(pend.id);
-    return;
-  }
-  const MessageId id = p->second.id;
+  Pending pend = std::move(p->second);
   pending_.erase(p);
-  release(id);
+  if (ack.status == wire::AckStatus::view_mismatch) {
+    // The delegate could not read our range: resend the same delegation as an explicit id list.
+    // A different membership view is lasting (send it lists from now on); a different island view
+    // is usually a moment of learning, so only this delegation goes as a list.
+    ++counters_.view_mismatches;
+    if (ack.view_hash != view_->hash()) foreign_view_.insert(pend.head);
+    send_delegation(pend.id, pend.head, std::move(pend.set), now, /*as_list=*/true);  // takes a new hold first
+  }
+  release(pend.id);
+}
+
+// ---------------------------------------------------------------- sending
+
+Node::Active& Node::hold(const MessageId& id, std::uint32_t round, std::uint8_t flags, const wire::Bytes& payload) {
+  auto [it, inserted] = active_.try_emplace(id);
+  if (inserted) {
+    it->second.payload = std::make_shared<const wire::Bytes>(payload);
+    it->second.round = round;
+    it->second.flags = flags;
+  }
+  ++it->second.pending;  // held while the caller works on it; release() drops it
+  return it->second;
+}
+
+void Node::release(const MessageId& id) {
+  auto it = active_.find(id);
+  if (it != active_.end() && --it->second.pending == 0) active_.erase(it);
+}
+
+wire::Broadcast Node::message_for(const MessageId& id, const Active& a) const {
+  wire::Broadcast b;
+  b.origin = id.origin;
+  b.seq = id.seq;
+  b.round = a.round + a.sends;
+  b.flags = a.flags;
+  b.payload = *a.payload;
+  return b;
+}
+
+void Node::cover(const MessageId& id, TargetSet rest, Micros now) {
+  while (!rest.empty()) {
+    const std::size_t share = delegate_share(rest.size());
+    TargetSet handed = rest.slice(rest.size() - share, rest.size());
+    rest = rest.slice(0, rest.size() - share);
+    delegate(id, std::move(handed), now);
+  }
+}
+
+std::optional<NodeId> Node::pick_island_delegate(const std::vector<NodeId>& members, const MessageId& id) const {
+  // Rotate by message so one island's load is spread over its members; skip suspects.
+  const std::size_t start = static_cast<std::size_t>((id.seq + id.origin) % members.size());
+  for (std::size_t i = 0; i < members.size(); ++i) {
+    NodeId m = members[(start + i) % members.size()];
+    if (m != cfg_.self && !suspected_.count(m)) return m;
+  }
+  return std::nullopt;
+}
+
+void Node::delegate(const MessageId& id, TargetSet set, Micros now) {
+  NodeId head;
+  if (set.over_islands()) {
+    auto d = pick_island_delegate(islands_.island(set.island_at(0)), id);
+    if (!d) {  // every member is suspected dead: skip the island
+      ++counters_.redelegations;
+      cover(id, set.slice(1, set.size()), now);
+      return;
+    }
+    head = *d;
+  } else {
+    head = set.at(*view_, 0);
+    if (head == cfg_.self || suspected_.count(head)) {  // known dead (or ourselves): take its share over
+      if (head != cfg_.self) ++counters_.redelegations;
+      cover(id, set.slice(1, set.size()), now);
+      return;
+    }
+  }
+  send_delegation(id, head, std::move(set), now);
+}
+
+std::optional<NodeId> Node::gateway_for(NodeId natted) const {
+  if (!view_->behind_nat(natted)) return std::nullopt;
+  // Inside the same island (same subnet) we can connect directly.
+  if (mixed() && islands_.size() > 0 && islands_.island_of(natted) == islands_.island_of(cfg_.self) &&
+      islands_.island(islands_.island_of(cfg_.self)).size() > 1)
+    return std::nullopt;
+  const auto gws = view_->gateways(natted, cfg_.nat_links);
+  if (std::find(gws.begin(), gws.end(), cfg_.self) != gws.end()) return std::nullopt;  // its link is ours
+  for (NodeId g : gws)
+    if (!suspected_.count(g)) return g;
+  return std::nullopt;  // no gateway left: try directly
+}
+
+void Node::send_delegation(const MessageId& id, NodeId head, TargetSet set, Micros now, bool as_list) {
+  Active& a = active_.at(id);
+  ++a.sends;
+  wire::Broadcast b = message_for(id, a);
+  const bool ranges = !as_list && !foreign_view_.count(head);
+  if (set.over_islands()) {
+    const bool leaf = set.size() == 1 && islands_.island(set.island_at(0)).size() == 1;
+    if (leaf) {
+      // an island of one: nothing to hand on
+    } else if (ranges) {
+      b.targets.kind = wire::Targets::Kind::view_range;
+      b.targets.view_hash = islands_.hash();
+      b.targets.lo = set.lo();
+      b.targets.count = set.count();
+    } else {
+      // Explicit fallback: every node of those islands, the delegate first; it covers them by TCP.
+      b.targets.kind = wire::Targets::Kind::id_list;
+      b.targets.ids.push_back(head);
+      for (std::size_t i = 0; i < set.size(); ++i)
+        for (NodeId m : islands_.island(set.island_at(i)))
+          if (m != head) b.targets.ids.push_back(m);
+    }
+  } else {
+    b.targets = set.to_wire(*view_, ranges);
+  }
+  NodeId peer = head;
+  if (auto g = gateway_for(head)) {
+    peer = *g;
+    b.flags |= wire::Broadcast::kRelay;
+    b.relay_to = head;
+    ++a.sends;  // the gateway's forward is one more send on the way
+    b.round = a.round + a.sends;
+  }
+  const bool needs_ack = b.targets.kind != wire::Targets::Kind::none;
+  enqueue(peer, Channel::tcp, b, b.round, id, TrafficKind::data);
+  if (needs_ack) {
+    ++counters_.delegations;
+    ++a.pending;
+    // Island ranks are only valid for the island view they were made with, which may change before
+    // this delegation fails: keep the delegated nodes themselves, the delegate first.
+    if (set.over_islands()) {
+      std::vector<NodeId> ids{head};
+      for (std::size_t i = 0; i < set.size(); ++i)
+        for (NodeId m : islands_.island(set.island_at(i)))
+          if (m != head) ids.push_back(m);
+      set = TargetSet::list(std::move(ids));
+    }
+    const std::uint64_t token = next_token_++;
+    const Micros deadline = now + cfg_.ack_timeout;
+    pending_.emplace(token, Pending{peer, head, id, std::move(set), deadline});
+    awaiting_ack_[AckKey{peer, id.origin, id.seq}].push_back(token);
+    deadlines_.emplace(deadline, token);
+  }
 }
 
 void Node::fail_pending(std::uint64_t token, Micros now) {
@@ -249,17 +451,146 @@ void Node::fail_pending(std::uint64_t token, Micros now) {
   if (p == pending_.end()) return;
   Pending pend = std::move(p->second);
   pending_.erase(p);
-  auto key = AckKey{pend.peer, pend.id.origin, pend.id.seq};
-  auto w = awaiting_ack_.find(key);
+  auto w = awaiting_ack_.find(AckKey{pend.peer, pend.id.origin, pend.id.seq});
   if (w != awaiting_ack_.end()) {
     auto& v = w->second;
     v.erase(std::remove(v.begin(), v.end(), token), v.end());
     if (v.empty()) awaiting_ack_.erase(w);
   }
   ++counters_.redelegations;
-  // The failed delegate's share, minus itself, becomes ours again. Our hold keeps Active alive.
-  cover(pend.id, pend.set.slice(1, pend.set.size()), now);
-  release(pend.id);
+  if (pend.peer != pend.head) {
+    // A failed gateway: the same set goes to the delegate through another gateway.
+    delegate(pend.id, std::move(pend.set), now);
+  } else {
+    // The failed delegate's share, minus itself, becomes ours again.
+    cover(pend.id, pend.set.slice(1, pend.set.size()), now);
+  }
+  release(pend.id);  // our hold kept Active alive until here
+}
+
+void Node::cover_own_island(const MessageId& id, Micros now) {
+  islands_.rebuild(*view_);
+  const auto& island = islands_.island(islands_.island_of(cfg_.self));
+  if (island.size() <= 1) return;
+  Active& a = active_.at(id);
+  // One multicast reaches every member that hears us...
+  ++a.sends;
+  wire::Broadcast b = message_for(id, a);
+  ++counters_.multicasts;
+  multicast(b, now);
+  // ...and TCP reaches the members that have not confirmed hearing us, plus a forced share of the others.
+  std::vector<NodeId> confirmed;
+  for (NodeId m : island) {
+    if (m == cfg_.self) continue;
+    if (reach_.hears_me(m, now)) {
+      confirmed.push_back(m);
+      continue;
+    }
+    ++a.sends;
+    ++counters_.unconfirmed_tcp;
+    b = message_for(id, a);
+    if (auto g = gateway_for(m)) {
+      b.flags |= wire::Broadcast::kRelay;
+      b.relay_to = m;
+      enqueue(*g, Channel::tcp, b, b.round, id, TrafficKind::data);
+    } else {
+      enqueue(m, Channel::tcp, b, b.round, id, TrafficKind::data);
+    }
+  }
+  if (cfg_.forced_tcp_share > 0 && !confirmed.empty()) {
+    auto k = static_cast<std::size_t>(std::ceil(cfg_.forced_tcp_share * static_cast<double>(confirmed.size())));
+    k = std::min(k, confirmed.size());
+    for (std::size_t i = 0; i < k; ++i) {  // partial Fisher-Yates: k distinct random members
+      std::swap(confirmed[i], confirmed[i + rng_.below(confirmed.size() - i)]);
+      ++a.sends;
+      ++counters_.forced_tcp;
+      b = message_for(id, a);
+      b.flags |= wire::Broadcast::kForced;
+      enqueue(confirmed[i], Channel::tcp, b, b.round, id, TrafficKind::data);
+    }
+  }
+}
+
+void Node::multicast(std::optional<wire::Broadcast> b, Micros now) {
+  const std::uint64_t m = ++mseq_;
+  last_beacon_ = now;  // any multicast serves as a beacon
+  std::vector<wire::Message> msgs{wire::McastHeader{cfg_.self, m}};
+  std::optional<MessageId> subject;
+  if (b) {
+    msgs.push_back(*b);
+    subject = MessageId{b->origin, b->seq};
+  }
+  Retained r{m, now, std::move(b)};
+  if (retained_.size() < cfg_.retention) retained_.resize(std::min(cfg_.retention, retained_.size() * 2 + 1));
+  if (retained_.size() < cfg_.retention && m % cfg_.retention >= retained_.size())
+    retained_.resize(cfg_.retention);
+  retained_[m % cfg_.retention] = std::move(r);
+  Outgoing o{kMulticastGroup, Channel::multicast, wire::FrameBuilder{}, msgs.size() > 1 ? std::get<wire::Broadcast>(msgs[1]).round : 0,
+             subject, subject ? TrafficKind::data : TrafficKind::control};
+  for (const auto& msg : msgs) o.frame.add(msg);
+  out_.push_back(std::move(o));
+}
+
+// ---------------------------------------------------------------- mixed-mode maintenance
+
+void Node::tick(Micros now) {
+  next_tick_ = now + cfg_.confirm_interval;
+  // Confirm what we heard: one small message per sender per interval.
+  std::vector<NodeId> senders;
+  for (auto& [sender, h] : reach_.heard_from())
+    if (h.since_confirm > 0) senders.push_back(sender);
+  std::sort(senders.begin(), senders.end());
+  for (NodeId s : senders) {
+    auto& h = reach_.heard_from()[s];
+    enqueue(s, Channel::tcp, wire::Confirm{s, h.highest, h.since_confirm}, 0, std::nullopt, TrafficKind::control);
+    h.since_confirm = 0;
+    ++counters_.confirms_sent;
+  }
+  // Missing confirmations: a hearer whose confirmed mseq lags what we multicast well before the last
+  // interval lost the tail of our stream; resend what it missed over TCP.
+  const Micros settled = now - 2 * cfg_.confirm_interval;
+  std::uint64_t settled_mseq = 0;
+  for (std::uint64_t m = mseq_; m > 0 && mseq_ - m < cfg_.retention; --m) {
+    const auto& r = retained_[m % cfg_.retention];
+    if (r.mseq == m && r.at <= settled) {
+      settled_mseq = m;
+      break;
+    }
+  }
+  if (settled_mseq > 0) {
+    std::vector<NodeId> lagging;
+    for (auto& [n, h] : reach_.hearers())
+      if (now - h.last_confirm <= 2 * cfg_.reach_expiry && h.repaired_to < settled_mseq) lagging.push_back(n);
+    std::sort(lagging.begin(), lagging.end());
+    for (NodeId n : lagging) {
+      auto& h = reach_.hearers()[n];
+      handle_repair_request(n, wire::RepairRequest{cfg_.self, h.repaired_to + 1, settled_mseq});
+      h.repaired_to = settled_mseq;
+    }
+  }
+  if (now - last_beacon_ >= cfg_.beacon_interval || mseq_ == 0) {
+    ++counters_.beacons;
+    multicast(std::nullopt, now);
+  }
+  if (islands_.expire(now, 4 * cfg_.reach_expiry)) islands_.rebuild(*view_);
+  announce_island(now);
+}
+
+void Node::announce_island(Micros now) {
+  // Leader: no node we hear both ways has a lower id. Its island is itself plus those nodes.
+  std::vector<NodeId> mutual = reach_.mutual(now);
+  const bool leader = mutual.empty() || mutual.front() > cfg_.self;
+  std::vector<NodeId> island{cfg_.self};
+  if (leader) island.insert(island.end(), mutual.begin(), mutual.end());
+  std::sort(island.begin(), island.end());
+  const bool changed = island != announced_ && !(island.size() == 1 && announced_.empty());
+  const bool refresh = island.size() > 1 && now - announced_at_ >= cfg_.reach_expiry;
+  if (!changed && !refresh) return;
+  announced_ = island;
+  announced_at_ = now;
+  ++counters_.announcements;
+  islands_.claim(cfg_.self, island, now);
+  start(wire::encode_frame({wire::IslandDigest{0, {island}}}), wire::Broadcast::kControl, now);
 }
 
 void Node::enqueue(NodeId to, Channel channel, const wire::Message& m, std::uint32_t round,

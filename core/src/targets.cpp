@@ -3,7 +3,11 @@
 namespace mixcast {
 
 TargetSet TargetSet::slice(std::size_t begin, std::size_t end) const {
-  if (is_range_) return range(origin_rank_, lo_ + static_cast<std::uint32_t>(begin), static_cast<std::uint32_t>(end - begin));
+  if (is_range_) {
+    TargetSet s = range(origin_rank_, lo_ + static_cast<std::uint32_t>(begin), static_cast<std::uint32_t>(end - begin));
+    s.islands_ = islands_;
+    return s;
+  }
   return list(std::vector<NodeId>(ids_.begin() + static_cast<std::ptrdiff_t>(begin),
                                   ids_.begin() + static_cast<std::ptrdiff_t>(end)));
 }

@@ -4,9 +4,12 @@
 
 namespace mixcast {
 
-View::View(std::vector<NodeId> members) : members_(std::move(members)) {
+View::View(std::vector<NodeId> members, std::vector<NodeId> behind_nat) : members_(std::move(members)) {
   std::sort(members_.begin(), members_.end());
   members_.erase(std::unique(members_.begin(), members_.end()), members_.end());
+  nat_.assign(members_.size(), false);
+  for (NodeId n : behind_nat)
+    if (auto r = rank_of(n)) nat_[*r] = true;
   // FNV-1a over the count and every id (little endian): cheap, stable across platforms.
   std::uint64_t h = 0xcbf29ce484222325ULL;
   auto mix = [&h](std::uint64_t v) {
@@ -16,7 +19,7 @@ View::View(std::vector<NodeId> members) : members_(std::move(members)) {
     }
   };
   mix(members_.size());
-  for (NodeId id : members_) mix(id);
+  for (std::size_t r = 0; r < members_.size(); ++r) mix((std::uint64_t{nat_[r]} << 32) | members_[r]);
   hash_ = h;
 }
 
@@ -24,6 +27,26 @@ std::optional<std::uint32_t> View::rank_of(NodeId id) const {
   auto it = std::lower_bound(members_.begin(), members_.end(), id);
   if (it == members_.end() || *it != id) return std::nullopt;
   return static_cast<std::uint32_t>(it - members_.begin());
+}
+
+}  // namespace mixcast
+
+namespace mixcast {
+
+bool View::behind_nat(NodeId id) const {
+  auto r = rank_of(id);
+  return r && nat_[*r];
+}
+
+std::vector<NodeId> View::gateways(NodeId natted, std::size_t k) const {
+  std::vector<NodeId> out;
+  auto r = rank_of(natted);
+  if (!r) return out;
+  for (std::size_t i = 1; i < members_.size() && out.size() < k; ++i) {
+    const std::size_t j = (*r + i) % members_.size();
+    if (!nat_[j]) out.push_back(members_[j]);
+  }
+  return out;
 }
 
 }  // namespace mixcast

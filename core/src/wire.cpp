@@ -156,6 +156,8 @@ struct Encoder {
     put_varint(out, m.origin);
     put_varint(out, m.seq);
     put_varint(out, m.round);
+    out.push_back(m.flags);
+    if (m.flags & Broadcast::kRelay) put_varint(out, m.relay_to);
     put_targets(out, m.targets);
     put_varint(out, m.payload.size());
     out.insert(out.end(), m.payload.begin(), m.payload.end());
@@ -201,9 +203,10 @@ bool decode_body(Reader& r, MsgType type, Message& out) {
     }
     case MsgType::broadcast: {
       Broadcast m;
-      if (!r.varint_as(m.origin) || !r.varint(m.seq) || !r.varint_as(m.round) || !get_targets(r, m.targets) ||
-          !r.bytes(m.payload, kMaxPayloadBytes))
-        return false;
+      if (!r.varint_as(m.origin) || !r.varint(m.seq) || !r.varint_as(m.round) || !r.u8(m.flags)) return false;
+      if (m.flags & ~Broadcast::kKnownFlags) return r.fail(DecodeError::bad_value);
+      if ((m.flags & Broadcast::kRelay) && !r.varint_as(m.relay_to)) return false;
+      if (!get_targets(r, m.targets) || !r.bytes(m.payload, kMaxPayloadBytes)) return false;
       out = std::move(m);
       return true;
     }

@@ -38,6 +38,8 @@ struct Event {
   bool operator>(const Event& o) const { return at != o.at ? at > o.at : order > o.order; }
 };
 
+NodeConfig node_config(const Scenario& s);
+
 class ModelRun {
  public:
   ModelRun(const Scenario& s, const RunOptions& opt) : s_(s), opt_(opt), net_(s), rng_(s.seed ^ 0x6d6f64656cULL) {}
@@ -70,7 +72,23 @@ class ModelRun {
   std::map<MessageId, std::uint32_t> broadcast_index_;
   std::vector<std::vector<bool>> delivered_;  // per broadcast, per node
   std::uint64_t expected_total_ = 0, delivered_total_ = 0;
+  std::uint32_t skipped_ = 0;  // broadcasts not started: every node crashed
 };
+
+NodeConfig node_config(const Scenario& s) {
+  const auto us = [](double seconds) { return static_cast<Micros>(std::llround(seconds * 1e6)); };
+  NodeConfig c;
+  c.mode = s.protocol.mode;
+  c.ack_timeout = us(s.protocol.ack_timeout_s);
+  c.dedup_window = s.protocol.dedup_window;
+  c.confirm_interval = us(s.protocol.confirm_interval_s);
+  c.beacon_interval = us(s.protocol.beacon_interval_s);
+  c.reach_expiry = us(s.protocol.reach_expiry_s);
+  c.forced_tcp_share = s.protocol.forced_tcp_share;
+  c.retention = s.protocol.retention;
+  c.nat_links = s.protocol.nat_links;
+  return c;
+}
 
 RunResult ModelRun::run() {
   const auto wall_start = std::chrono::steady_clock::now();
@@ -79,20 +97,22 @@ RunResult ModelRun::run() {
   result_.scenario = s_;
   result_.crashed_at_s.assign(n, -1.0);
 
-  std::vector<NodeId> ids(n);
-  for (NodeId i = 0; i < n; ++i) ids[i] = i;
-  auto view = std::make_shared<const View>(ids);
+  std::vector<NodeId> ids(n), natted;
+  for (NodeId i = 0; i < n; ++i) {
+    ids[i] = i;
+    if (net_.behind_nat(i)) natted.push_back(i);
+  }
+  auto view = std::make_shared<const View>(ids, natted);
+  const NodeConfig base = node_config(s_);
   nodes_.reserve(n);
   for (NodeId i = 0; i < n; ++i) {
-    NodeConfig cfg;
+    NodeConfig cfg = base;
     cfg.self = i;
-    cfg.mode = s_.protocol.mode;
-    cfg.ack_timeout = static_cast<Micros>(s_.protocol.ack_timeout_s * 1e6);
-    cfg.dedup_window = s_.protocol.dedup_window;
     cfg.seed = s_.seed * 0x9E3779B97F4A7C15ULL + i;
     nodes_.push_back(std::make_unique<Node>(cfg, view));
   }
   timer_at_.assign(n, std::numeric_limits<Nanos>::max());
+  for (NodeId i = 0; i < n; ++i) drain(i);  // links NATed nodes open at start, first timers
 
   // Crashes: resolved to concrete nodes now, from the seeded generator.
   std::vector<bool> protected_origin(n, false);
@@ -118,17 +138,29 @@ RunResult ModelRun::run() {
   const std::uint32_t total = s_.workload.warmup_broadcasts + s_.workload.broadcasts;
   delivered_.assign(total, {});
   result_.traffic.assign(total, Traffic{});
+  // Measured broadcasts start once the warm-up broadcasts are done and, in mixed mode, once the
+  // core says reachability can have been learned.
+  const std::uint32_t warm = s_.workload.warmup_broadcasts;
+  const double learn_s = static_cast<double>(learning_time(base)) / 1e6;
+  const double measured_from = s_.workload.start_s + std::max(warm / s_.workload.rate_per_s, learn_s);
   for (std::uint32_t k = 0; k < total; ++k) {
-    const double at = s_.workload.start_s + k / s_.workload.rate_per_s;
+    const double at = k < warm ? s_.workload.start_s + k / s_.workload.rate_per_s
+                               : measured_from + (k - warm) / s_.workload.rate_per_s;
     push(Event{to_nanos(at), 0, EventType::start_broadcast, 0, 0, Channel::tcp, LinkEvent::up, k, {}});
   }
 
   const Nanos limit = to_nanos(s_.time_limit_s);
+  // Once every broadcast has started and every live node delivered it, run a little longer so
+  // trailing acks and repairs are counted, then stop (mixed mode's periodic traffic never ends).
+  const Nanos settle = 2 * to_nanos(s_.protocol.ack_timeout_s);
+  Nanos stop_at = limit;
   std::uint64_t events = 0;
   while (!queue_.empty()) {
     Event e = queue_.top();
     queue_.pop();
-    if (e.at > limit) break;
+    if (e.at > std::min(limit, stop_at)) break;
+    if (stop_at == limit && result_.broadcasts.size() + skipped_ == total && delivered_total_ == expected_total_)
+      stop_at = now_ + settle;
     now_ = e.at;
     ++events;
     switch (e.type) {
@@ -142,6 +174,7 @@ RunResult ModelRun::run() {
                        LinkEvent::failed, 0, {}});
           break;
         }
+        if (e.channel == Channel::multicast && !net_.hears_multicast(e.peer, e.node, now_)) break;  // broke in flight
         if (auto err = nodes_[e.node]->on_frame(e.peer, e.channel, e.bytes->data(), e.bytes->size(), micros(now_));
             err != wire::DecodeError::none)
           ++result_.bad_frames;
@@ -164,9 +197,11 @@ RunResult ModelRun::run() {
   }
 
   for (const auto& node : nodes_) {
-    result_.redelegations += node->counters().redelegations;
+    const auto& c = node->counters();
+    result_.redelegations += c.redelegations;
+    result_.repairs += c.repairs_sent;
+    result_.forced_tcp += c.forced_tcp;
   }
-  result_.islands = n;  // TCP mode: every node is its own island
   result_.events = events;
   result_.simulated_s = to_seconds(now_);
   std::stable_sort(result_.deliveries.begin(), result_.deliveries.end(),
@@ -189,7 +224,12 @@ void ModelRun::start_broadcast(std::uint32_t index) {
   }
   // A crashed origin cannot broadcast: the next live node takes its turn.
   for (std::uint32_t k = 0; k < n && net_.crashed(origin); ++k) origin = (origin + 1) % n;
-  if (net_.crashed(origin)) return;
+  if (net_.crashed(origin)) {
+    ++skipped_;
+    return;
+  }
+  // The islands the origin plans with when measurement begins.
+  if (index == s_.workload.warmup_broadcasts) result_.islands = static_cast<std::uint32_t>(nodes_[origin]->island_count());
 
   wire::Bytes payload(s_.workload.payload_bytes);
   for (std::size_t i = 0; i < payload.size(); ++i) payload[i] = static_cast<std::uint8_t>(index * 31u + i);

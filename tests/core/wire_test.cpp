@@ -35,6 +35,8 @@ TEST(Wire, EveryMessageTypeRoundTrips) {
   listed.targets = Targets{};
   listed.targets.kind = Targets::Kind::id_list;
   listed.targets.ids = {5, 9, 100000};
+  listed.flags = wire::Broadcast::kRelay | wire::Broadcast::kForced;
+  listed.relay_to = 77;
   std::vector<Message> all = {Hello{3, 42},
                               sample_broadcast(),
                               listed,
@@ -90,6 +92,7 @@ TEST(Wire, RejectsOversizedPayloadAndHugeCounts) {
   put_varint(body, 1);
   put_varint(body, 1);
   put_varint(body, 1);
+  body.push_back(0);  // flags
   body.push_back(0);  // no targets
   put_varint(body, kMaxPayloadBytes + 1);
   put_varint(frame, body.size());
@@ -101,6 +104,7 @@ TEST(Wire, RejectsOversizedPayloadAndHugeCounts) {
   put_varint(lb, 1);
   put_varint(lb, 1);
   put_varint(lb, 1);
+  lb.push_back(0);  // flags
   lb.push_back(2);
   put_varint(lb, 1ULL << 40);  // claims a trillion ids
   put_varint(list, lb.size());
@@ -110,6 +114,14 @@ TEST(Wire, RejectsOversizedPayloadAndHugeCounts) {
   Bytes big(kMaxFrameBytes + 1, 0);
   big[0] = kVersion;
   EXPECT_EQ(decode_frame(big).error, DecodeError::oversized);
+}
+
+TEST(Wire, RejectsUnknownBroadcastFlags) {
+  Broadcast b;
+  b.origin = 1;
+  Bytes frame = encode_frame({b});
+  frame[6] = 0x40;  // version, type, len, origin, seq, round, flags
+  EXPECT_EQ(decode_frame(frame).error, DecodeError::bad_value);
 }
 
 TEST(Wire, RejectsOutOfRangeValues) {

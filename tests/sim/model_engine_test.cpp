@@ -122,3 +122,54 @@ TEST(ModelEngine, TrafficIsAttributedToBroadcasts) {
     EXPECT_EQ(t.multicast_messages, 0u);
   }
 }
+
+namespace {
+Scenario subnets(std::uint32_t count, std::uint32_t per_subnet, Mode mode) {
+  Scenario s;
+  s.name = "test-subnets";
+  s.seed = 5;
+  DatacenterSpec dc;
+  dc.name = "dc";
+  for (std::uint32_t i = 0; i < count; ++i) {
+    SubnetSpec sub;
+    sub.name = "s" + std::to_string(i);
+    sub.nodes = per_subnet;
+    dc.subnets.push_back(sub);
+  }
+  s.datacenters.push_back(dc);
+  s.protocol.mode = mode;
+  s.workload.broadcasts = 6;
+  s.workload.warmup_broadcasts = 2;
+  s.time_limit_s = 20;
+  return s;
+}
+}  // namespace
+
+TEST(ModelEngineMixed, LearnedIslandsGiveCeilLog2SPlusOneRounds) {
+  for (auto [count, per] : std::vector<std::pair<std::uint32_t, std::uint32_t>>{{1, 16}, {2, 8}, {4, 16}, {8, 8}}) {
+    auto r = run_model(subnets(count, per, Mode::mixed));
+    EXPECT_EQ(r.islands, count);
+    std::uint32_t max_round = 0;
+    std::size_t measured = 0;
+    for (const auto& d : r.deliveries)
+      if (!r.broadcasts[d.broadcast].warmup) {
+        max_round = std::max(max_round, d.round);
+        ++measured;
+      }
+    EXPECT_EQ(measured, 6u * count * per) << count << " subnets";
+    EXPECT_EQ(r.duplicates, 0u);
+    EXPECT_EQ(max_round, ceil_log2(count) + 1) << count << " subnets";
+  }
+}
+
+TEST(ModelEngineMixed, MulticastSavesBytesOverTcpMode) {
+  auto bytes = [](const RunResult& r) {
+    std::uint64_t total = 0;
+    for (std::size_t b = 0; b < r.traffic.size(); ++b)
+      if (!r.broadcasts[b].warmup) total += r.traffic[b].tcp_bytes + r.traffic[b].multicast_bytes;
+    return total;
+  };
+  auto tcp = run_model(subnets(4, 32, Mode::tcp));
+  auto mixed = run_model(subnets(4, 32, Mode::mixed));
+  EXPECT_LT(bytes(mixed) * 5, bytes(tcp));
+}

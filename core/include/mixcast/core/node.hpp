@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "mixcast/core/dedup.hpp"
+#include "mixcast/core/islands.hpp"
 #include "mixcast/core/rng.hpp"
 #include "mixcast/core/targets.hpp"
 #include "mixcast/core/types.hpp"
@@ -30,7 +31,22 @@ struct NodeConfig {
   std::size_t dedup_window = 4096;      // per origin, see dedup.hpp
   std::size_t max_frame_bytes = 16384;  // small messages to one peer are batched up to this
   std::uint64_t seed = 1;
+
+  // Mixed mode (multicast inside islands, logarithmic TCP across them).
+  Micros confirm_interval = 50'000;     // receivers confirm what they heard this often
+  Micros beacon_interval = 100'000;     // a multicast beacon when idle, so reachability is learned
+  Micros reach_expiry = 1'000'000;      // confirmations older than this no longer count
+  double forced_tcp_share = 0.0;        // share of multicast-reachable island members also sent over TCP
+  std::size_t retention = 1024;         // multicasts kept for repair
+  std::uint32_t nat_links = 2;          // a NATed node keeps outbound links to this many gateways
 };
+
+// How long mixed mode needs, from a cold start, before islands are learned and announced
+// cluster-wide: beacons heard, confirmations back, an announcement disseminated. Engines wait this
+// long before measuring; traffic before it is correct but uses more TCP.
+inline Micros learning_time(const NodeConfig& c) {
+  return c.mode == Mode::mixed ? 3 * c.beacon_interval + 4 * c.confirm_interval + 4 * c.ack_timeout / 10 : 0;
+}
 
 inline constexpr NodeId kMulticastGroup = UINT32_MAX;  // Transmit::to of a multicast
 
@@ -53,6 +69,7 @@ struct Delivery {
   MessageId id;
   std::uint32_t round = 0;
   Channel channel = Channel::local;
+  std::uint8_t flags = 0;  // wire::Broadcast flags of the copy that delivered (forced, repair)
   wire::Bytes payload;
 };
 
@@ -70,6 +87,16 @@ struct NodeCounters {
   std::uint64_t link_failures = 0;
   std::uint64_t redelegations = 0;    // failed delegations whose targets were handed on again
   std::uint64_t view_mismatches = 0;  // delegations resent as id lists
+  // mixed mode
+  std::uint64_t multicasts = 0;       // data multicasts sent
+  std::uint64_t beacons = 0;
+  std::uint64_t confirms_sent = 0;
+  std::uint64_t repair_requests = 0;  // gaps detected in someone's multicast sequence
+  std::uint64_t repairs_sent = 0;     // messages resent over TCP (asked for, or missing confirmations)
+  std::uint64_t forced_tcp = 0;       // TCP copies to multicast-reachable members
+  std::uint64_t unconfirmed_tcp = 0;  // TCP sends to island members that have not confirmed hearing us
+  std::uint64_t announcements = 0;    // island announcements originated
+  std::uint64_t relayed = 0;          // delegations forwarded to a NATed node as its gateway
 };
 
 class Node {
@@ -96,18 +123,23 @@ class Node {
   const NodeCounters& counters() const { return counters_; }
   bool suspects(NodeId peer) const { return suspected_.count(peer) != 0; }
   wire::Bytes hello_frame() const;  // what an engine sends first on a new connection
+  // The island view as this node knows it (mixed mode); in TCP mode every node is its own island.
+  std::size_t island_count();
+  const IslandView& islands() const { return islands_; }
 
  private:
-  struct Active {  // a broadcast this node still has delegations outstanding for
+  struct Active {  // a broadcast this node still works on or has delegations outstanding for
     std::shared_ptr<const wire::Bytes> payload;
+    std::uint8_t flags = 0;   // kControl for island announcements
     std::uint32_t round = 0;  // round in which this node received it
     std::uint32_t sends = 0;  // sends made so far: the k-th send reaches round + k
     std::uint32_t pending = 0;
   };
   struct Pending {
-    NodeId peer = 0;
+    NodeId peer = 0;  // who must ack: the delegate, or the gateway relaying to it
+    NodeId head = 0;  // the delegate
     MessageId id;
-    TargetSet set;  // the delegated set, the peer first
+    TargetSet set;  // the delegated set (node or island positions), the delegate's unit first
     Micros deadline = 0;
   };
   struct Outgoing {
@@ -118,18 +150,37 @@ class Node {
     std::optional<MessageId> subject;
     TrafficKind kind;
   };
+  struct Retained {  // a multicast kept for repair
+    std::uint64_t mseq;
+    Micros at;
+    std::optional<wire::Broadcast> message;  // empty for beacons
+  };
 
+  bool mixed() const { return cfg_.mode == Mode::mixed; }
+  MessageId start(wire::Bytes payload, std::uint8_t flags, Micros now);
   void handle(NodeId from, Channel channel, wire::Message&& m, Micros now);
   void handle_broadcast(NodeId from, Channel channel, wire::Broadcast&& b, Micros now);
   void handle_ack(NodeId from, const wire::Ack& a, Micros now);
-  bool interpret_targets(const wire::Broadcast& b, TargetSet& out) const;
-  Active& active_for(const MessageId& id, std::uint32_t round, const wire::Bytes& payload);
+  void handle_repair_request(NodeId from, const wire::RepairRequest& r);
+  void accept(const wire::Broadcast& b, Channel channel, Micros now);
+  bool interpret_targets(const wire::Broadcast& b, TargetSet& out);
+  Active& hold(const MessageId& id, std::uint32_t round, std::uint8_t flags, const wire::Bytes& payload);
+  void release(const MessageId& id);
   void cover(const MessageId& id, TargetSet rest, Micros now);
   void delegate(const MessageId& id, TargetSet set, Micros now);
+  void send_delegation(const MessageId& id, NodeId head, TargetSet set, Micros now, bool as_list = false);
+  void cover_own_island(const MessageId& id, Micros now);
   void fail_pending(std::uint64_t token, Micros now);
-  void release(const MessageId& id);
+  std::optional<NodeId> pick_island_delegate(const std::vector<NodeId>& members, const MessageId& id) const;
+  std::optional<NodeId> gateway_for(NodeId natted) const;  // nullopt: connect directly
+  wire::Broadcast message_for(const MessageId& id, const Active& a) const;
+  void multicast(std::optional<wire::Broadcast> b, Micros now);
+  void tick(Micros now);
+  void announce_island(Micros now);
   void enqueue(NodeId to, Channel channel, const wire::Message& m, std::uint32_t round,
                std::optional<MessageId> subject, TrafficKind kind);
+
+  static constexpr std::uint64_t kControlSeqBit = 1ULL << 63;  // island announcements' own seq space
 
   NodeConfig cfg_;
   std::shared_ptr<const View> view_;
@@ -137,7 +188,9 @@ class Node {
   Rng rng_;
   NodeCounters counters_;
   std::uint64_t next_seq_ = 1;
+  std::uint64_t next_control_seq_ = 1;
   DedupTable dedup_;
+  DedupTable control_dedup_;
 
   std::unordered_map<MessageId, Active, MessageIdHash> active_;
   std::unordered_map<std::uint64_t, Pending> pending_;  // by token
@@ -146,8 +199,18 @@ class Node {
   using Deadline = std::pair<Micros, std::uint64_t>;
   std::priority_queue<Deadline, std::vector<Deadline>, std::greater<>> deadlines_;  // lazy: stale tokens skipped
   std::uint64_t next_token_ = 1;
-  std::unordered_set<NodeId> suspected_;       // peers whose delegation failed: skipped until heard from
-  std::unordered_set<NodeId> foreign_view_;    // peers known to hold another view: send id lists
+  std::unordered_set<NodeId> suspected_;     // peers whose delegation failed: skipped until heard from
+  std::unordered_set<NodeId> foreign_view_;  // peers known to hold another view: send id lists
+
+  // mixed mode
+  Reachability reach_;
+  IslandView islands_;
+  std::uint64_t mseq_ = 0;
+  std::vector<Retained> retained_;  // ring of cfg_.retention entries
+  Micros next_tick_ = 0;
+  Micros last_beacon_ = 0;
+  std::vector<NodeId> announced_;   // last island this node announced as leader
+  Micros announced_at_ = 0;
 
   std::vector<Outgoing> out_;
   std::size_t out_head_ = 0;

@@ -21,6 +21,13 @@ class TargetSet {
     s.count_ = count;
     return s;
   }
+  // A range of island ranks (of `islands` islands) rotated so the origin's island is position 0.
+  static TargetSet island_range(std::uint32_t origin_island, std::uint32_t lo, std::uint32_t count,
+                                std::uint32_t islands) {
+    TargetSet s = range(origin_island, lo, count);
+    s.islands_ = islands;
+    return s;
+  }
   static TargetSet list(std::vector<NodeId> ids) {
     TargetSet s;
     s.ids_ = std::move(ids);
@@ -32,15 +39,23 @@ class TargetSet {
   NodeId at(const View& view, std::size_t i) const {
     return is_range_ ? view.at_position(origin_rank_, std::uint64_t{lo_} + i) : ids_[i];
   }
+  bool over_islands() const { return islands_ > 0; }
+  std::uint32_t island_at(std::size_t i) const {
+    return static_cast<std::uint32_t>((std::uint64_t{origin_rank_} + lo_ + i) % islands_);
+  }
   TargetSet slice(std::size_t begin, std::size_t end) const;
   std::vector<NodeId> ids(const View& view) const;
 
   // Wire form with this set's first node as the receiver: a range when allowed, else an id list.
+  // Node sets only; island sets are encoded by the node, which knows the islands.
   wire::Targets to_wire(const View& view, bool range_allowed) const;
+  std::uint32_t lo() const { return lo_; }
+  std::uint32_t count() const { return count_; }
 
  private:
   bool is_range_ = false;
   std::uint32_t origin_rank_ = 0, lo_ = 0, count_ = 0;
+  std::uint32_t islands_ = 0;  // > 0: positions index islands, not view members
   std::vector<NodeId> ids_;
 };
 

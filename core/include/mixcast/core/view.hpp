@@ -13,7 +13,9 @@ namespace mixcast {
 class View {
  public:
   View() = default;
-  explicit View(std::vector<NodeId> members);  // sorted and deduplicated here
+  // Sorted and deduplicated here. `behind_nat` lists members that accept no connections from
+  // outside their subnet (deployment knowledge, like the member list itself).
+  explicit View(std::vector<NodeId> members, std::vector<NodeId> behind_nat = {});
 
   std::size_t size() const { return members_.size(); }
   std::uint64_t hash() const { return hash_; }
@@ -21,6 +23,10 @@ class View {
   NodeId at(std::size_t rank) const { return members_[rank]; }
   std::optional<std::uint32_t> rank_of(NodeId id) const;
   bool contains(NodeId id) const { return rank_of(id).has_value(); }
+  bool behind_nat(NodeId id) const;
+  // The members a NATed node keeps outbound links to, so the rest of the cluster can reach it:
+  // the first `k` members after it (in rank order, wrapping) that are not behind a NAT.
+  std::vector<NodeId> gateways(NodeId natted, std::size_t k) const;
 
   // Positions are ranks rotated so that `origin_rank` is position 0: every origin's tree
   // starts at itself without sending its own id.
@@ -30,6 +36,7 @@ class View {
 
  private:
   std::vector<NodeId> members_;
+  std::vector<bool> nat_;  // by rank
   std::uint64_t hash_ = 0;
 };
 

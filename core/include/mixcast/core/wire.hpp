@@ -57,14 +57,23 @@ struct Hello {
 };
 
 struct Broadcast {
+  // flags
+  static constexpr std::uint8_t kControl = 1;  // an island announcement, not application data
+  static constexpr std::uint8_t kForced = 2;   // a TCP copy to a multicast-reachable node
+  static constexpr std::uint8_t kRepair = 4;   // resent because a multicast was missed
+  static constexpr std::uint8_t kRelay = 8;    // receiver forwards it to relay_to (NAT gateway)
+  static constexpr std::uint8_t kKnownFlags = 15;
+
   NodeId origin = 0;
   std::uint64_t seq = 0;
   std::uint32_t round = 0;  // the round in which the receiver receives this message
+  std::uint8_t flags = 0;
+  NodeId relay_to = 0;      // only with kRelay
   Targets targets;
   Bytes payload;
   friend bool operator==(const Broadcast& a, const Broadcast& b) {
-    return a.origin == b.origin && a.seq == b.seq && a.round == b.round && a.targets == b.targets &&
-           a.payload == b.payload;
+    return a.origin == b.origin && a.seq == b.seq && a.round == b.round && a.flags == b.flags &&
+           a.relay_to == b.relay_to && a.targets == b.targets && a.payload == b.payload;
   }
 };
 

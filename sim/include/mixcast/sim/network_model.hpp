@@ -30,6 +30,7 @@ class NetworkModel {
   bool crashed(NodeId n) const { return crashed_[n]; }
   void crash(NodeId n) { crashed_[n] = true; }
   std::uint32_t subnet_of(NodeId n) const { return subnet_of_[n]; }
+  bool behind_nat(NodeId n) const { return subnets_[subnet_of_[n]].nat; }
 
   Nanos latency(NodeId a, NodeId b) const;  // one way, propagation only
   // Whether `from` may open a connection to `to` (NAT: only from inside the subnet).

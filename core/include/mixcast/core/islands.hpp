@@ -1,0 +1,87 @@
+// Multicast reachability learning and the cluster-wide island view.
+//
+// Reachability: every multicast carries (sender, mseq). A receiver remembers, per sender, the highest
+// mseq heard and confirms it to the sender now and then (one small Confirm per sender per interval,
+// whatever the cluster size). A sender counts a node as multicast-reachable only while that node's
+// confirmations are fresh: reachability is never assumed symmetric, and it expires.
+//
+// Islands: a node X whose mutual set M(X) = {confirmed hearing X} ∩ {heard by X} holds no lower id
+// is a leader and announces the island {X} ∪ M(X) cluster-wide (a control broadcast). Every node
+// derives the same partition from the same announcements: nodes go to the lowest leader claiming
+// them, everyone unclaimed is an island of one. The partition has a hash, so delegations name
+// island ranges in O(1) bytes.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <unordered_map>
+#include <vector>
+
+#include "mixcast/core/types.hpp"
+#include "mixcast/core/view.hpp"
+
+namespace mixcast {
+
+class Reachability {
+ public:
+  struct Heard {  // what this node hears from a sender
+    std::uint64_t highest = 0;
+    std::uint32_t since_confirm = 0;
+    Micros last_heard = 0;
+  };
+  struct Hearer {  // what a receiver confirmed hearing from this node
+    std::uint64_t highest = 0;
+    Micros last_confirm = 0;
+    std::uint64_t repaired_to = 0;  // tail repairs already sent up to this mseq
+  };
+
+  explicit Reachability(Micros expiry) : expiry_(expiry) {}
+
+  // A multicast from `sender` arrived; returns the gap [first, last] of mseqs that went missing, if any.
+  struct Gap {
+    std::uint64_t first = 0, last = 0;
+  };
+  std::optional<Gap> heard(NodeId sender, std::uint64_t mseq, Micros now);
+  void confirmed(NodeId receiver, std::uint64_t highest, Micros now);
+
+  bool hears_me(NodeId n, Micros now) const;  // n confirmed hearing this node recently
+  bool i_hear(NodeId n, Micros now) const;
+  std::vector<NodeId> mutual(Micros now) const;  // sorted
+  std::unordered_map<NodeId, Heard>& heard_from() { return heard_; }
+  std::unordered_map<NodeId, Hearer>& hearers() { return hearers_; }
+
+ private:
+  Micros expiry_;
+  std::unordered_map<NodeId, Heard> heard_;
+  std::unordered_map<NodeId, Hearer> hearers_;
+};
+
+class IslandView {
+ public:
+  IslandView() = default;
+  // Records a leader's announcement; returns true if the partition changed.
+  bool claim(NodeId leader, std::vector<NodeId> members, Micros now);
+  // Drops announcements older than `max_age`; returns true if the partition changed.
+  bool expire(Micros now, Micros max_age);
+  // Rebuilds the partition over `view` if claims changed since the last call.
+  void rebuild(const View& view);
+
+  std::size_t size() const { return islands_.size(); }
+  std::uint64_t hash() const { return hash_; }
+  const std::vector<NodeId>& island(std::size_t rank) const { return islands_[rank]; }
+  std::uint32_t island_of(NodeId n) const;  // rank; valid after rebuild for view members
+  std::size_t claims() const { return claims_.size(); }
+
+ private:
+  struct Claim {
+    std::vector<NodeId> members;  // sorted, leader included
+    Micros at = 0;
+  };
+  std::map<NodeId, Claim> claims_;  // by leader, ascending
+  bool dirty_ = true;
+  std::vector<std::vector<NodeId>> islands_;
+  std::unordered_map<NodeId, std::uint32_t> rank_of_;
+  std::uint64_t hash_ = 0;
+};
+
+}  // namespace mixcast
