@@ -1,0 +1,288 @@
+#include "mixcast/sim/metrics.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <system_error>
+#include <vector>
+
+namespace mixcast::sim {
+namespace {
+
+// Nearest-rank percentile of an ascending sorted vector: the value at rank ceil(p/100 * N)
+// (1-based), i.e. the smallest value such that at least p% of the values are <= it.
+// p is an integer percentage in [1, 100]; an empty vector gives T{}.
+template <typename T>
+T percentile(const std::vector<T>& sorted, std::uint64_t p) {
+  if (sorted.empty()) return T{};
+  const std::uint64_t n = sorted.size();
+  std::uint64_t rank = (p * n + 99) / 100;  // ceil(p * n / 100) without floating point
+  rank = std::clamp<std::uint64_t>(rank, 1, n);
+  return sorted[rank - 1];
+}
+
+// Figures over one set of broadcasts (measured or warm-up).
+struct Group {
+  std::uint64_t broadcasts = 0;
+  std::uint64_t expected = 0;
+  std::uint64_t delivered = 0;
+  std::vector<std::uint32_t> rounds;   // one per delivery
+  std::vector<double> last_delivery;   // one per broadcast that has deliveries
+  Traffic traffic;
+
+  double ratio() const {
+    return expected == 0 ? 1.0 : static_cast<double>(delivered) / static_cast<double>(expected);
+  }
+};
+
+double per_broadcast(std::uint64_t total, std::uint64_t broadcasts) {
+  return broadcasts == 0 ? 0.0 : static_cast<double>(total) / static_cast<double>(broadcasts);
+}
+
+void write_file(const std::filesystem::path& path, const std::string& text) {
+  std::FILE* f = std::fopen(path.string().c_str(), "wb");
+  if (f == nullptr) {
+    throw OutputError("cannot write '" + path.string() + "': " + std::strerror(errno));
+  }
+  const bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
+  const bool closed = std::fclose(f) == 0;
+  if (!ok || !closed) throw OutputError("cannot write '" + path.string() + "': write failed (disk full?)");
+}
+
+// Appends printf-formatted text to a string (keeps CSV writing fast and locale-free).
+template <typename... Args>
+void appendf(std::string& out, const char* fmt, Args... args) {
+  char buf[256];
+  const int n = std::snprintf(buf, sizeof buf, fmt, args...);
+  if (n > 0) out.append(buf, std::min<std::size_t>(static_cast<std::size_t>(n), sizeof buf - 1));
+}
+
+std::string format_duration(double s) {
+  char buf[64];
+  if (s < 1.0) {
+    std::snprintf(buf, sizeof buf, "%.3f ms", s * 1e3);
+  } else {
+    std::snprintf(buf, sizeof buf, "%.3f s", s);
+  }
+  return buf;
+}
+
+}  // namespace
+
+nlohmann::json summarize(const RunResult& result) {
+  const Scenario& sc = result.scenario;
+  const std::uint64_t nodes = sc.total_nodes();
+
+  auto is_live = [&](NodeId node) {
+    return node >= result.crashed_at_s.size() || result.crashed_at_s[node] < 0;
+  };
+  std::uint64_t crashed = 0;
+  for (std::uint64_t i = 0; i < nodes; ++i) {
+    if (!is_live(static_cast<NodeId>(i))) ++crashed;
+  }
+  const std::uint64_t live = nodes - crashed;
+
+  // Which broadcast index is a warm-up one: 0 = measured, 1 = warm-up, -1 = unknown index.
+  std::vector<int> kind;
+  for (const BroadcastRecord& b : result.broadcasts) {
+    if (b.index >= kind.size()) kind.resize(std::size_t{b.index} + 1, -1);
+    kind[b.index] = b.warmup ? 1 : 0;
+  }
+
+  Group groups[2];
+  for (int k : kind) {
+    if (k < 0) continue;
+    groups[k].broadcasts += 1;
+    groups[k].expected += live;
+  }
+
+  std::vector<double> last(kind.size(), -1.0);
+  for (const DeliveryRecord& d : result.deliveries) {
+    if (d.broadcast >= kind.size() || kind[d.broadcast] < 0 || !is_live(d.node)) continue;
+    Group& g = groups[kind[d.broadcast]];
+    g.delivered += 1;
+    g.rounds.push_back(d.round);
+    last[d.broadcast] = std::max(last[d.broadcast], d.time_s);
+  }
+  for (std::size_t b = 0; b < kind.size(); ++b) {
+    if (kind[b] >= 0 && last[b] >= 0) groups[kind[b]].last_delivery.push_back(last[b]);
+  }
+  for (std::size_t b = 0; b < result.traffic.size() && b < kind.size(); ++b) {
+    if (kind[b] >= 0) groups[kind[b]].traffic += result.traffic[b];
+  }
+  for (Group& g : groups) {
+    std::sort(g.rounds.begin(), g.rounds.end());
+    std::sort(g.last_delivery.begin(), g.last_delivery.end());
+  }
+  const Group& m = groups[0];
+  const Group& w = groups[1];
+
+  std::uint32_t lower_bound = 0;
+  if (sc.protocol.mode == Mode::tcp) {
+    lower_bound = ceil_log2(live);
+  } else {
+    const std::uint64_t islands = result.islands == 0 ? live : result.islands;
+    lower_bound = ceil_log2(islands) + 1;
+  }
+
+  nlohmann::json j;
+  j["engine"] = result.engine;
+  j["mode"] = std::string(to_string(sc.protocol.mode));
+  j["scenario"] = sc.name;
+  j["nodes"] = nodes;
+  j["seed"] = sc.seed;
+  j["broadcasts"] = m.broadcasts;
+  j["expected"] = m.expected;
+  j["delivered"] = m.delivered;
+  j["delivery_ratio"] = m.ratio();
+  j["duplicates"] = result.duplicates;
+  j["rounds"] = {
+      {"max", m.rounds.empty() ? 0u : m.rounds.back()},
+      {"p50", percentile(m.rounds, 50)},
+      {"p99", percentile(m.rounds, 99)},
+      {"lower_bound", lower_bound},
+  };
+  j["time_to_last_delivery_s"] = {
+      {"p50", percentile(m.last_delivery, 50)},
+      {"p99", percentile(m.last_delivery, 99)},
+      {"max", m.last_delivery.empty() ? 0.0 : m.last_delivery.back()},
+  };
+  j["messages"] = {{"tcp", m.traffic.tcp_messages}, {"multicast", m.traffic.multicast_messages}};
+  j["bytes"] = {{"tcp", m.traffic.tcp_bytes}, {"multicast", m.traffic.multicast_bytes}};
+  j["bytes_per_broadcast"] = {
+      {"tcp", per_broadcast(m.traffic.tcp_bytes, m.broadcasts)},
+      {"multicast", per_broadcast(m.traffic.multicast_bytes, m.broadcasts)},
+      {"total", per_broadcast(m.traffic.tcp_bytes + m.traffic.multicast_bytes, m.broadcasts)},
+  };
+  j["control"] = {
+      {"messages", {{"tcp", result.control.tcp_messages}, {"multicast", result.control.multicast_messages}}},
+      {"bytes", {{"tcp", result.control.tcp_bytes}, {"multicast", result.control.multicast_bytes}}},
+  };
+  j["islands"] = result.islands;
+  j["repairs"] = result.repairs;
+  j["forced_tcp"] = result.forced_tcp;
+  j["redelegations"] = result.redelegations;
+  j["bad_frames"] = result.bad_frames;
+  j["crashed"] = crashed;
+  j["simulated_s"] = result.simulated_s;
+  j["wall_s"] = result.wall_s;
+  j["events"] = result.events;
+  j["warmup"] = {
+      {"broadcasts", w.broadcasts},
+      {"expected", w.expected},
+      {"delivered", w.delivered},
+      {"delivery_ratio", w.ratio()},
+      {"rounds", {{"max", w.rounds.empty() ? 0u : w.rounds.back()}}},
+      {"bytes", {{"tcp", w.traffic.tcp_bytes}, {"multicast", w.traffic.multicast_bytes}}},
+  };
+  return j;
+}
+
+void ensure_writable_dir(const std::string& dir) {
+  namespace fs = std::filesystem;
+  if (dir.empty()) throw OutputError("the output directory name is empty");
+  const fs::path p(dir);
+  std::error_code ec;
+  fs::create_directories(p, ec);
+  if (ec) throw OutputError("cannot create output directory '" + dir + "': " + ec.message());
+  if (!fs::is_directory(p, ec)) throw OutputError("output path '" + dir + "' is not a directory");
+  const fs::path probe = p / ".mixcast-write-test";
+  std::FILE* f = std::fopen(probe.string().c_str(), "wb");
+  if (f == nullptr) {
+    throw OutputError("cannot write in output directory '" + dir + "': " + std::strerror(errno));
+  }
+  std::fclose(f);
+  fs::remove(probe, ec);
+}
+
+void write_outputs(const RunResult& result, const nlohmann::json& summary, const std::string& dir) {
+  namespace fs = std::filesystem;
+  ensure_writable_dir(dir);
+  const fs::path p(dir);
+
+  write_file(p / "summary.json", summary.dump(2) + "\n");
+
+  std::string csv = "broadcast,node,round,time_s,channel\n";
+  csv.reserve(csv.size() + result.deliveries.size() * 32);
+  for (const DeliveryRecord& d : result.deliveries) {
+    appendf(csv, "%u,%u,%u,%.9f,", static_cast<unsigned>(d.broadcast), static_cast<unsigned>(d.node),
+            static_cast<unsigned>(d.round), d.time_s);
+    csv += to_string(d.channel);
+    csv += '\n';
+  }
+  write_file(p / "deliveries.csv", csv);
+
+  csv = "broadcast,origin,seq,start_s,warmup\n";
+  for (const BroadcastRecord& b : result.broadcasts) {
+    appendf(csv, "%u,%u,%llu,%.9f,%d\n", static_cast<unsigned>(b.index), static_cast<unsigned>(b.origin),
+            static_cast<unsigned long long>(b.seq), b.start_s, b.warmup ? 1 : 0);
+  }
+  write_file(p / "broadcasts.csv", csv);
+}
+
+std::string human_summary(const nlohmann::json& s) {
+  auto num = [&](const nlohmann::json& obj, const char* key) -> double {
+    auto it = obj.find(key);
+    return it != obj.end() && it->is_number() ? it->get<double>() : 0.0;
+  };
+  auto u64 = [&](const nlohmann::json& obj, const char* key) -> unsigned long long {
+    auto it = obj.find(key);
+    return it != obj.end() && it->is_number() ? it->get<unsigned long long>() : 0ULL;
+  };
+  auto sub = [&](const char* key) -> const nlohmann::json& {
+    static const nlohmann::json empty = nlohmann::json::object();
+    auto it = s.find(key);
+    return it != s.end() && it->is_object() ? *it : empty;
+  };
+  auto str = [&](const char* key) {
+    auto it = s.find(key);
+    return it != s.end() && it->is_string() ? it->get<std::string>() : std::string("?");
+  };
+
+  const nlohmann::json& warm = sub("warmup");
+  const nlohmann::json& rounds = sub("rounds");
+  const nlohmann::json& ttld = sub("time_to_last_delivery_s");
+  const nlohmann::json& bpb = sub("bytes_per_broadcast");
+
+  std::string out;
+  char line[512];
+  std::snprintf(line, sizeof line, "%s engine, %s mode, scenario '%s': %llu nodes, %llu broadcasts", str("engine").c_str(),
+                str("mode").c_str(), str("scenario").c_str(), u64(s, "nodes"), u64(s, "broadcasts"));
+  out += line;
+  if (u64(warm, "broadcasts") > 0) {
+    std::snprintf(line, sizeof line, " (+%llu warm-up)", u64(warm, "broadcasts"));
+    out += line;
+  }
+  std::snprintf(line, sizeof line, ", seed %llu\n", u64(s, "seed"));
+  out += line;
+
+  std::snprintf(line, sizeof line, "delivered %llu of %llu expected (ratio %.6f), duplicates %llu, crashed nodes %llu\n",
+                u64(s, "delivered"), u64(s, "expected"), num(s, "delivery_ratio"), u64(s, "duplicates"),
+                u64(s, "crashed"));
+  out += line;
+
+  std::snprintf(line, sizeof line, "rounds: max %llu, p50 %llu, p99 %llu (lower bound %llu)\n", u64(rounds, "max"),
+                u64(rounds, "p50"), u64(rounds, "p99"), u64(rounds, "lower_bound"));
+  out += line;
+
+  out += "time to last delivery: p50 " + format_duration(num(ttld, "p50")) + ", p99 " +
+         format_duration(num(ttld, "p99")) + ", max " + format_duration(num(ttld, "max")) + "\n";
+
+  std::snprintf(line, sizeof line, "bytes per broadcast: tcp %.1f, multicast %.1f, total %.1f\n", num(bpb, "tcp"),
+                num(bpb, "multicast"), num(bpb, "total"));
+  out += line;
+
+  std::snprintf(line, sizeof line, "repairs %llu, forced tcp %llu, re-delegations %llu, bad frames %llu, islands %llu\n",
+                u64(s, "repairs"), u64(s, "forced_tcp"), u64(s, "redelegations"), u64(s, "bad_frames"),
+                u64(s, "islands"));
+  out += line;
+
+  std::snprintf(line, sizeof line, "simulated %.3f s in %.3f s wall time, %llu events\n", num(s, "simulated_s"),
+                num(s, "wall_s"), u64(s, "events"));
+  out += line;
+  return out;
+}
+
+}  // namespace mixcast::sim
