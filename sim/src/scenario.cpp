@@ -206,7 +206,7 @@ std::string unknown_key_hint(const std::string& key, const Schema& schema) {
   std::size_t best_d = 3;  // suggest only close matches
   for (const auto& k : schema.keys()) {
     const std::size_t d = edit_distance(key, k);
-    if (d < best_d && d * 2 <= key.size() + 1) {
+    if (d < best_d && d * 2 <= key.size()) {
       best_d = d;
       best = k;
     }
