@@ -62,7 +62,7 @@ step_fuzz() {
   fi
   echo "test.sh: fuzzing the wire decoder for ${fuzz_seconds} s (log in build/fuzz-run.log)"
   if "$fuzz_bin" -max_total_time="$fuzz_seconds" -artifact_prefix="$artifacts" "$corpus" >build/fuzz-run.log 2>&1; then
-    tail -n 3 build/fuzz-run.log
+    grep -E '^Done [0-9]+ runs' build/fuzz-run.log || tail -n 1 build/fuzz-run.log
     return 0
   fi
   tail -n 60 build/fuzz-run.log
