@@ -26,7 +26,6 @@ Node::Node(NodeConfig config, std::shared_ptr<const View> view)
       enqueue(g, Channel::tcp, wire::Hello{cfg_.self, view_->hash()}, 0, std::nullopt, TrafficKind::control);
   // Spread the nodes' maintenance ticks so they do not all fire together.
   if (mixed()) next_tick_ = static_cast<Micros>(rng_.below(static_cast<std::uint64_t>(cfg_.confirm_interval)));
-  retained_.reserve(std::min<std::size_t>(cfg_.retention, 64));
 }
 
 wire::Bytes Node::hello_frame() const { return wire::encode_frame({wire::Hello{cfg_.self, view_->hash()}}); }
@@ -279,9 +278,9 @@ void Node::handle_repair_request(NodeId from, const wire::RepairRequest& r) {
   const std::uint64_t last = std::min(r.to_mseq, mseq_);
   const std::uint64_t oldest = mseq_ >= cfg_.retention ? mseq_ - cfg_.retention + 1 : 1;
   for (std::uint64_t m = std::max(r.from_mseq, oldest); m <= last; ++m) {
-    const Retained& kept = retained_[m % cfg_.retention];
-    if (kept.mseq != m || !kept.message) continue;
-    wire::Broadcast b = *kept.message;
+    const Retained* kept = retained(m);
+    if (!kept || !kept->message) continue;
+    wire::Broadcast b = *kept->message;
     b.flags |= wire::Broadcast::kRepair;
     ++counters_.repairs_sent;
     enqueue(from, Channel::tcp, b, b.round, MessageId{b.origin, b.seq}, TrafficKind::repair);
@@ -486,29 +485,37 @@ void Node::cover_own_island(const MessageId& id, Micros now) {
       confirmed.push_back(m);
       continue;
     }
-    ++a.sends;
     ++counters_.unconfirmed_tcp;
-    b = message_for(id, a);
-    if (auto g = gateway_for(m)) {
-      b.flags |= wire::Broadcast::kRelay;
-      b.relay_to = m;
-      enqueue(*g, Channel::tcp, b, b.round, id, TrafficKind::data);
-    } else {
-      enqueue(m, Channel::tcp, b, b.round, id, TrafficKind::data);
-    }
+    send_leaf(id, a, m, 0);
   }
   if (cfg_.forced_tcp_share > 0 && !confirmed.empty()) {
     auto k = static_cast<std::size_t>(std::ceil(cfg_.forced_tcp_share * static_cast<double>(confirmed.size())));
     k = std::min(k, confirmed.size());
     for (std::size_t i = 0; i < k; ++i) {  // partial Fisher-Yates: k distinct random members
       std::swap(confirmed[i], confirmed[i + rng_.below(confirmed.size() - i)]);
-      ++a.sends;
       ++counters_.forced_tcp;
-      b = message_for(id, a);
-      b.flags |= wire::Broadcast::kForced;
-      enqueue(confirmed[i], Channel::tcp, b, b.round, id, TrafficKind::data);
+      send_leaf(id, a, confirmed[i], wire::Broadcast::kForced);
     }
   }
+}
+
+const Node::Retained* Node::retained(std::uint64_t mseq) const {
+  const std::size_t slot = mseq % cfg_.retention;
+  if (slot >= retained_.size() || retained_[slot].mseq != mseq) return nullptr;
+  return &retained_[slot];
+}
+
+void Node::send_leaf(const MessageId& id, Active& a, NodeId to, std::uint8_t flags) {
+  ++a.sends;
+  wire::Broadcast b = message_for(id, a);
+  b.flags |= flags;
+  NodeId peer = to;
+  if (auto g = gateway_for(to)) {  // a NATed member outside our reach: through its gateway
+    b.flags |= wire::Broadcast::kRelay;
+    b.relay_to = to;
+    peer = *g;
+  }
+  enqueue(peer, Channel::tcp, b, b.round, id, TrafficKind::data);
 }
 
 void Node::multicast(std::optional<wire::Broadcast> b, Micros now) {
@@ -521,10 +528,10 @@ void Node::multicast(std::optional<wire::Broadcast> b, Micros now) {
     subject = MessageId{b->origin, b->seq};
   }
   Retained r{m, now, std::move(b)};
-  if (retained_.size() < cfg_.retention) retained_.resize(std::min(cfg_.retention, retained_.size() * 2 + 1));
-  if (retained_.size() < cfg_.retention && m % cfg_.retention >= retained_.size())
-    retained_.resize(cfg_.retention);
-  retained_[m % cfg_.retention] = std::move(r);
+  // The ring grows as it fills (most nodes multicast little), up to cfg_.retention entries.
+  const std::size_t slot = m % cfg_.retention;
+  if (slot >= retained_.size()) retained_.resize(std::min(cfg_.retention, std::max(slot + 1, 2 * retained_.size())));
+  retained_[slot] = std::move(r);
   Outgoing o{kMulticastGroup, Channel::multicast, wire::FrameBuilder{}, msgs.size() > 1 ? std::get<wire::Broadcast>(msgs[1]).round : 0,
              subject, subject ? TrafficKind::data : TrafficKind::control};
   for (const auto& msg : msgs) o.frame.add(msg);
@@ -551,8 +558,8 @@ void Node::tick(Micros now) {
   const Micros settled = now - 2 * cfg_.confirm_interval;
   std::uint64_t settled_mseq = 0;
   for (std::uint64_t m = mseq_; m > 0 && mseq_ - m < cfg_.retention; --m) {
-    const auto& r = retained_[m % cfg_.retention];
-    if (r.mseq == m && r.at <= settled) {
+    const Retained* r = retained(m);
+    if (r && r->at <= settled) {
       settled_mseq = m;
       break;
     }

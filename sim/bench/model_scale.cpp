@@ -27,16 +27,7 @@ int main(int argc, char** argv) {
   if (sizes.empty()) sizes = {100000};
   std::printf("%10s %12s %12s %8s %8s %12s\n", "nodes", "wall_s_p50", "events", "rounds", "bound", "delivered");
   for (auto n : sizes) {
-    Scenario s;
-    s.name = "bench";
-    s.seed = 1;
-    DatacenterSpec dc;
-    dc.name = "dc";
-    SubnetSpec sub;
-    sub.name = "lan";
-    sub.nodes = n;
-    dc.subnets.push_back(sub);
-    s.datacenters.push_back(dc);
+    Scenario s = single_subnet_scenario(n, "bench");
     std::vector<double> walls;
     RunResult last;
     for (int r = 0; r < reps; ++r) {

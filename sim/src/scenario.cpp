@@ -995,6 +995,16 @@ std::string fmt_indexes(const std::vector<std::uint32_t>& v) {
 // ---------------------------------------------------------------------------------------------
 // Public API
 
+Scenario single_subnet_scenario(std::uint32_t nodes, const std::string& name) {
+  Scenario s;
+  s.name = name;
+  SubnetSpec lan;
+  lan.name = "lan";
+  lan.nodes = nodes;
+  s.datacenters.push_back(DatacenterSpec{"dc", {lan}});
+  return s;
+}
+
 std::uint32_t Scenario::total_nodes() const {
   std::uint64_t n = 0;
   for (const auto& dc : datacenters)

@@ -14,17 +14,9 @@ namespace mixcast::sim {
 namespace {
 
 Scenario scenario_with(std::uint32_t nodes, Mode mode) {
-  Scenario s;
-  s.name = "hand-built";
+  Scenario s = single_subnet_scenario(nodes, "hand-built");
   s.seed = 42;
   s.protocol.mode = mode;
-  DatacenterSpec dc;
-  dc.name = "dc";
-  SubnetSpec sub;
-  sub.name = "lan";
-  sub.nodes = nodes;
-  dc.subnets.push_back(sub);
-  s.datacenters.push_back(dc);
   return s;
 }
 

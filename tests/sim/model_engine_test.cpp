@@ -10,16 +10,8 @@ using namespace mixcast::sim;
 
 namespace {
 Scenario one_subnet(std::uint32_t nodes, std::uint32_t broadcasts = 1) {
-  Scenario s;
-  s.name = "test-lan";
+  Scenario s = single_subnet_scenario(nodes, "test-lan");
   s.seed = 11;
-  DatacenterSpec dc;
-  dc.name = "dc";
-  SubnetSpec sub;
-  sub.name = "lan";
-  sub.nodes = nodes;
-  dc.subnets.push_back(sub);
-  s.datacenters.push_back(dc);
   s.workload.broadcasts = broadcasts;
   return s;
 }

@@ -174,7 +174,9 @@ class Node {
   std::optional<NodeId> pick_island_delegate(const std::vector<NodeId>& members, const MessageId& id) const;
   std::optional<NodeId> gateway_for(NodeId natted) const;  // nullopt: connect directly
   wire::Broadcast message_for(const MessageId& id, const Active& a) const;
+  void send_leaf(const MessageId& id, Active& a, NodeId to, std::uint8_t flags);  // no targets, no ack
   void multicast(std::optional<wire::Broadcast> b, Micros now);
+  const Retained* retained(std::uint64_t mseq) const;  // nullptr if not (or no longer) kept
   void tick(Micros now);
   void announce_island(Micros now);
   void enqueue(NodeId to, Channel channel, const wire::Message& m, std::uint32_t round,

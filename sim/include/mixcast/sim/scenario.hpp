@@ -81,6 +81,10 @@ struct Scenario {
   std::uint32_t total_subnets() const;
 };
 
+// The smallest valid scenario: one datacenter "dc" with one subnet "lan" of `nodes` nodes and
+// default links, protocol and workload. For benchmarks, tests and programs that build scenarios in code.
+Scenario single_subnet_scenario(std::uint32_t nodes, const std::string& name = "single-subnet");
+
 // Where a global node index lives. Nodes are numbered datacenter by datacenter, subnet by subnet.
 struct Placement {
   std::uint32_t datacenter = 0;
