@@ -40,10 +40,12 @@ std::vector<NodeId> Reachability::mutual(Micros now) const {
   return out;
 }
 
-bool IslandView::claim(NodeId leader, std::vector<NodeId> members, Micros now) {
+bool IslandView::claim(NodeId leader, std::uint64_t version, std::vector<NodeId> members, Micros now) {
   std::sort(members.begin(), members.end());
   members.erase(std::unique(members.begin(), members.end()), members.end());
   auto& c = claims_[leader];
+  if (version < c.version) return false;
+  c.version = version;
   c.at = now;
   if (c.members == members) return false;
   c.members = std::move(members);

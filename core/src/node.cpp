@@ -138,6 +138,8 @@ std::optional<Transmit> Node::poll_transmit() {
   t.round = o.round;
   t.subject = o.subject;
   t.kind = o.kind;
+  t.messages_by_kind = o.messages_by_kind;
+  t.bytes_by_kind = o.bytes_by_kind;
   if (++out_head_ == out_.size()) {
     out_.clear();
     out_head_ = 0;
@@ -197,7 +199,7 @@ void Node::accept(const wire::Broadcast& b, Channel channel, Micros now) {
       if (control) {
         wire::Decoded d = wire::decode_frame(b.payload);
         const auto* digest = d.ok() ? std::get_if<wire::IslandDigest>(&d.messages.front()) : nullptr;
-        if (digest && digest->islands.size() == 1) islands_.claim(b.origin, digest->islands.front(), now);
+        if (digest && digest->islands.size() == 1) islands_.claim(b.origin, b.seq, digest->islands.front(), now);
         else ++counters_.bad_targets;
         return;
       }
@@ -218,7 +220,10 @@ void Node::handle_broadcast(NodeId from, Channel channel, wire::Broadcast&& b, M
       const MessageId id{b.origin, b.seq};
       b.flags &= static_cast<std::uint8_t>(~wire::Broadcast::kRelay);
       b.round += 1;
-      enqueue(b.relay_to, Channel::tcp, b, b.round, id, TrafficKind::data);
+      const TrafficKind kind = (b.flags & wire::Broadcast::kRepair)   ? TrafficKind::repair
+                               : (b.flags & wire::Broadcast::kForced) ? TrafficKind::forced
+                                                                      : TrafficKind::data;
+      enqueue(b.relay_to, Channel::tcp, b, b.round, id, kind);
     }
     return;
   }
@@ -515,7 +520,8 @@ void Node::send_leaf(const MessageId& id, Active& a, NodeId to, std::uint8_t fla
     b.relay_to = to;
     peer = *g;
   }
-  enqueue(peer, Channel::tcp, b, b.round, id, TrafficKind::data);
+  enqueue(peer, Channel::tcp, b, b.round, id,
+          (flags & wire::Broadcast::kForced) ? TrafficKind::forced : TrafficKind::data);
 }
 
 void Node::multicast(std::optional<wire::Broadcast> b, Micros now) {
@@ -532,9 +538,10 @@ void Node::multicast(std::optional<wire::Broadcast> b, Micros now) {
   const std::size_t slot = m % cfg_.retention;
   if (slot >= retained_.size()) retained_.resize(std::min(cfg_.retention, std::max(slot + 1, 2 * retained_.size())));
   retained_[slot] = std::move(r);
-  Outgoing o{kMulticastGroup, Channel::multicast, wire::FrameBuilder{}, msgs.size() > 1 ? std::get<wire::Broadcast>(msgs[1]).round : 0,
-             subject, subject ? TrafficKind::data : TrafficKind::control};
-  for (const auto& msg : msgs) o.frame.add(msg);
+  const TrafficKind kind = subject ? TrafficKind::data : TrafficKind::control;
+  Outgoing o{kMulticastGroup, Channel::multicast, wire::FrameBuilder{},
+             subject ? std::get<wire::Broadcast>(msgs[1]).round : 0, subject, kind};
+  for (const auto& msg : msgs) o.add(msg, kind);
   out_.push_back(std::move(o));
 }
 
@@ -596,7 +603,7 @@ void Node::announce_island(Micros now) {
   announced_ = island;
   announced_at_ = now;
   ++counters_.announcements;
-  islands_.claim(cfg_.self, island, now);
+  islands_.claim(cfg_.self, kControlSeqBit | next_control_seq_, island, now);  // the seq start() takes
   start(wire::encode_frame({wire::IslandDigest{0, {island}}}), wire::Broadcast::kControl, now);
 }
 
@@ -606,13 +613,13 @@ void Node::enqueue(NodeId to, Channel channel, const wire::Message& m, std::uint
   if (open != open_batch_.end()) {
     Outgoing& o = out_[open->second];
     if (o.channel == channel && o.frame.size() < cfg_.max_frame_bytes) {
-      o.frame.add(m);
+      o.add(m, kind);
       return;
     }
     open_batch_.erase(open);
   }
   out_.push_back(Outgoing{to, channel, wire::FrameBuilder{}, round, subject, kind});
-  out_.back().frame.add(m);
+  out_.back().add(m, kind);
   if (channel == Channel::tcp) open_batch_[to] = out_.size() - 1;
 }
 

@@ -284,8 +284,8 @@ std::string sweep_row(const nlohmann::json& s) {
         v(s.at("seed")), v(s.at("broadcasts")), v(s.at("expected")), v(s.at("delivered")), v(s.at("delivery_ratio")),
         v(s.at("duplicates")), v(r.at("max")), v(r.at("p50")), v(r.at("p99")), v(r.at("lower_bound")),
         fixed(t.at("p50"), 9), fixed(t.at("p99"), 9), fixed(t.at("max"), 9), v(s.at("messages").at("tcp")), v(s.at("messages").at("multicast")),
-        v(s.at("bytes").at("tcp")), v(s.at("bytes").at("multicast")), v(s.at("islands")), v(s.at("repairs")),
-        v(s.at("forced_tcp")), fixed(s.at("wall_s"), 3)}) {
+        v(s.at("bytes").at("tcp")), v(s.at("bytes").at("multicast")), v(s.at("islands")), v(s.at("repairs").at("messages")),
+        v(s.at("forced_tcp").at("messages")), fixed(s.at("wall_s"), 3)}) {
     row += ',';
     row += f;
   }

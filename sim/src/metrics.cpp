@@ -159,10 +159,25 @@ nlohmann::json summarize(const RunResult& result) {
   j["control"] = {
       {"messages", {{"tcp", result.control.tcp_messages}, {"multicast", result.control.multicast_messages}}},
       {"bytes", {{"tcp", result.control.tcp_bytes}, {"multicast", result.control.multicast_bytes}}},
+      {"repairs", result.control.repair_messages},
   };
   j["islands"] = result.islands;
-  j["repairs"] = result.repairs;
-  j["forced_tcp"] = result.forced_tcp;
+  // What repairs and forced TCP cost (messages, bytes) and what they made good (first deliveries),
+  // for the measured broadcasts; `whole_run` counts every message of the run, announcements included.
+  j["repairs"] = {
+      {"messages", m.traffic.repair_messages},
+      {"bytes", m.traffic.repair_bytes},
+      {"bytes_per_broadcast", per_broadcast(m.traffic.repair_bytes, m.broadcasts)},
+      {"delivered", m.traffic.delivered_by_repair},
+      {"whole_run", result.repairs},
+  };
+  j["forced_tcp"] = {
+      {"messages", m.traffic.forced_messages},
+      {"bytes", m.traffic.forced_bytes},
+      {"bytes_per_broadcast", per_broadcast(m.traffic.forced_bytes, m.broadcasts)},
+      {"delivered", m.traffic.delivered_by_forced},
+      {"whole_run", result.forced_tcp},
+  };
   j["redelegations"] = result.redelegations;
   j["bad_frames"] = result.bad_frames;
   j["crashed"] = crashed;
@@ -176,6 +191,8 @@ nlohmann::json summarize(const RunResult& result) {
       {"delivery_ratio", w.ratio()},
       {"rounds", {{"max", w.rounds.empty() ? 0u : w.rounds.back()}}},
       {"bytes", {{"tcp", w.traffic.tcp_bytes}, {"multicast", w.traffic.multicast_bytes}}},
+      {"repairs", w.traffic.repair_messages},
+      {"forced_tcp", w.traffic.forced_messages},
   };
   return j;
 }
@@ -274,9 +291,13 @@ std::string human_summary(const nlohmann::json& s) {
                 num(bpb, "multicast"), num(bpb, "total"));
   out += line;
 
-  std::snprintf(line, sizeof line, "repairs %llu, forced tcp %llu, re-delegations %llu, bad frames %llu, islands %llu\n",
-                u64(s, "repairs"), u64(s, "forced_tcp"), u64(s, "redelegations"), u64(s, "bad_frames"),
-                u64(s, "islands"));
+  const nlohmann::json& rep = sub("repairs");
+  const nlohmann::json& forced = sub("forced_tcp");
+  std::snprintf(line, sizeof line,
+                "repairs %llu (first copy for %llu deliveries), forced tcp %llu (first copy for %llu), "
+                "re-delegations %llu, bad frames %llu, islands %llu\n",
+                u64(rep, "messages"), u64(rep, "delivered"), u64(forced, "messages"), u64(forced, "delivered"),
+                u64(s, "redelegations"), u64(s, "bad_frames"), u64(s, "islands"));
   out += line;
 
   std::snprintf(line, sizeof line, "simulated %.3f s in %.3f s wall time, %llu events\n", num(s, "simulated_s"),

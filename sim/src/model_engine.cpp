@@ -261,6 +261,8 @@ void ModelRun::drain(NodeId n) {
     }
     seen[n] = true;
     ++delivered_total_;
+    if (d->flags & wire::Broadcast::kRepair) ++result_.traffic[b].delivered_by_repair;
+    else if (d->flags & wire::Broadcast::kForced) ++result_.traffic[b].delivered_by_forced;
     result_.deliveries.push_back(
         DeliveryRecord{b, n, d->round, to_seconds(now_) - result_.broadcasts[b].start_s, d->channel});
   }
@@ -295,6 +297,12 @@ void ModelRun::send(NodeId from, Transmit&& t) {
   }
   bucket->tcp_messages += t.messages;
   bucket->tcp_bytes += size;
+  constexpr auto repair = static_cast<std::size_t>(TrafficKind::repair);
+  constexpr auto forced = static_cast<std::size_t>(TrafficKind::forced);
+  bucket->repair_messages += t.messages_by_kind[repair];
+  bucket->repair_bytes += t.bytes_by_kind[repair];
+  bucket->forced_messages += t.messages_by_kind[forced];
+  bucket->forced_bytes += t.bytes_by_kind[forced];
   const auto outcome = net_.unicast(from, t.to, size, now_, rng_);
   if (outcome.failed_at) {
     push(Event{*outcome.failed_at, 0, EventType::link, from, t.to, Channel::tcp, LinkEvent::failed, 0, {}});

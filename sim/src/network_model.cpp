@@ -21,6 +21,7 @@ NetworkModel::NetworkModel(const Scenario& s) {
       x.latency = nanos(sub.lan.latency_s);
       x.bandwidth = sub.lan.bandwidth_bps;
       x.loss = sub.lan.loss;
+      x.multicast_loss = 1 - (1 - sub.lan.loss) * (1 - sub.multicast_loss);
       x.multicast = sub.multicast;
       x.nat = sub.nat;
       x.multicast_fails_at = sub.multicast_fails_at_s >= 0 ? nanos(sub.multicast_fails_at_s) : -1;
@@ -160,7 +161,7 @@ std::vector<NetworkModel::Arrival> NetworkModel::multicast(NodeId from, std::siz
   const Nanos at = nic_busy_[from] + sub.latency;
   for (NodeId to : sub.members) {
     if (crashed_[to] || !hears_multicast(from, to, now)) continue;
-    if (sub.loss > 0 && rng.chance(sub.loss)) continue;
+    if (sub.multicast_loss > 0 && rng.chance(sub.multicast_loss)) continue;
     out.push_back(Arrival{to, at});
   }
   return out;

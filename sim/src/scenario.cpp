@@ -135,6 +135,7 @@ struct Schemas {
                {"nodes", &leaf},
                {"lan", &link},
                {"multicast", &leaf},
+               {"multicast_loss", &leaf},
                {"nat", &leaf},
                {"multicast_send_broken", &leaf},
                {"multicast_recv_broken", &leaf},
@@ -489,6 +490,7 @@ SubnetSpec convert_subnet(const YAML::Node& n, const Path& path) {
   s.nodes = parse_u32(f.get("nodes"), f.at("nodes"));
   if (f.has("lan")) read_link(Fields(f.get("lan"), f.at("lan"), schemas().link), s.lan);
   f.read("multicast", s.multicast, parse_bool);
+  f.read("multicast_loss", s.multicast_loss, parse_loss);
   f.read("nat", s.nat, parse_bool);
   if (f.has("multicast_send_broken"))
     s.multicast_send_broken = parse_index_list(f.get("multicast_send_broken"), f.at("multicast_send_broken"));
@@ -690,6 +692,7 @@ void check(const Scenario& s) {
       if (sn.nodes < 1) fail(sp / "nodes", "must be >= 1");
       total += sn.nodes;
       check_link(sn.lan, sp / "lan");
+      check_probability(sn.multicast_loss, sp / "multicast_loss");
       check_indexes(sn.multicast_send_broken, sn.nodes, sp / "multicast_send_broken", "the subnet", false);
       check_indexes(sn.multicast_recv_broken, sn.nodes, sp / "multicast_recv_broken", "the subnet", false);
       if (std::isnan(sn.multicast_fails_at_s) || std::isinf(sn.multicast_fails_at_s))
@@ -802,6 +805,45 @@ std::string node_kind(const YAML::Node& n) {
   if (n.IsSequence()) return "a list";
   if (n.IsScalar()) return "a single value";
   return "empty";
+}
+
+OverrideOrigin apply_override(YAML::Node& root, const std::string& text);
+
+// `*` in a list position sets the key in every entry: datacenters.*.subnets.*.multicast_loss=0.2
+void apply_overrides(YAML::Node& root, const std::string& text, std::vector<OverrideOrigin>& out) {
+  const std::size_t eq = text.find('=');
+  const std::size_t star = text.find('*');
+  if (star == std::string::npos || (eq != std::string::npos && star > eq)) {
+    out.push_back(apply_override(root, text));
+    return;
+  }
+  // Count the entries of the list the star selects by resolving the prefix with index 0.
+  const std::string prefix = text.substr(0, star);
+  if (!prefix.empty() && prefix.back() != '.') override_fail(text, "`*` must stand for a whole list index");
+  const YAML::Node& const_root = root;
+  YAML::Node cur = YAML::Clone(const_root);
+  std::istringstream in(prefix);
+  for (std::string seg; std::getline(in, seg, '.') && cur.IsDefined();) {
+    seg = trim(seg);
+    if (seg.empty()) continue;
+    YAML::Node next;
+    if (cur.IsSequence()) {
+      for (std::size_t k = 0; k < cur.size(); ++k) {
+        const YAML::Node e = cur[k];
+        const bool named = e.IsMap() && e["name"] && e["name"].IsScalar() && e["name"].Scalar() == seg;
+        if (named || (all_digits(seg) && seg.size() < 10 && std::stoul(seg) == k)) next.reset(e);
+      }
+    } else if (cur.IsMap() && cur[seg]) {
+      next.reset(cur[seg]);
+    }
+    cur.reset(next);
+  }
+  if (!cur.IsSequence() || cur.size() == 0)
+    override_fail(text, "`*` must select the entries of a list that has some (" +
+                            (prefix.empty() ? std::string("the top level") : prefix.substr(0, prefix.size() - 1)) +
+                            " is not)");
+  for (std::size_t k = 0; k < cur.size(); ++k)
+    apply_overrides(root, prefix + std::to_string(k) + text.substr(star + 1), out);
 }
 
 OverrideOrigin apply_override(YAML::Node& root, const std::string& text) {
@@ -1063,7 +1105,7 @@ Scenario load_scenario_text(const std::string& yaml, const std::string& source_n
   std::vector<OverrideOrigin> origins;
   for (const auto& o : overrides) {
     try {
-      origins.push_back(apply_override(root, o));
+      apply_overrides(root, o, origins);
     } catch (const YAML::Exception& e) {
       throw ScenarioError("--set " + o + ": " + e.msg);
     }
@@ -1204,6 +1246,7 @@ std::string explain(const Scenario& s) {
         o << "      multicast send broken at " << fmt_indexes(sn.multicast_send_broken) << "\n";
       if (!sn.multicast_recv_broken.empty())
         o << "      multicast receive broken at " << fmt_indexes(sn.multicast_recv_broken) << "\n";
+      if (sn.multicast_loss > 0) o << "      multicast loss " << num(sn.multicast_loss * 100) << "% on top of the LAN's\n";
       if (sn.multicast_fails_at_s >= 0) o << "      multicast fails at " << fmt_duration(sn.multicast_fails_at_s) << "\n";
       first += sn.nodes;
       islands += sn.multicast ? 1 : sn.nodes;

@@ -109,12 +109,36 @@ TEST(Metrics, RatioExcludesCrashedNodesAndWarmup) {
   EXPECT_EQ(j["expected"], 6u);   // 2 measured broadcasts x 3 live nodes
   EXPECT_EQ(j["delivered"], 5u);  // b1: nodes 0,1,2; b2: nodes 1,0 (node 3 crashed: not counted)
   EXPECT_DOUBLE_EQ(j["delivery_ratio"].get<double>(), 5.0 / 6.0);
-  EXPECT_EQ(j["repairs"], 2u);
-  EXPECT_EQ(j["forced_tcp"], 3u);
+  EXPECT_EQ(j["repairs"]["whole_run"], 2u);
+  EXPECT_EQ(j["forced_tcp"]["whole_run"], 3u);
   EXPECT_EQ(j["redelegations"], 4u);
   EXPECT_EQ(j["bad_frames"], 5u);
   EXPECT_EQ(j["islands"], 3u);
   EXPECT_EQ(j["events"], 99u);
+}
+
+TEST(Metrics, RepairsAndForcedTcpCountMeasuredBroadcastsApartFromWarmup) {
+  RunResult r = sample();
+  r.traffic[0].repair_messages = 100;  // warm-up
+  r.traffic[0].forced_messages = 50;
+  r.traffic[1].repair_messages = 3;
+  r.traffic[1].repair_bytes = 90;
+  r.traffic[1].delivered_by_repair = 2;
+  r.traffic[2].forced_messages = 4;
+  r.traffic[2].forced_bytes = 120;
+  r.traffic[2].delivered_by_forced = 1;
+  r.control.repair_messages = 7;
+  const nlohmann::json j = summarize(r);
+  EXPECT_EQ(j["repairs"]["messages"], 3u);
+  EXPECT_EQ(j["repairs"]["bytes"], 90u);
+  EXPECT_DOUBLE_EQ(j["repairs"]["bytes_per_broadcast"].get<double>(), 45.0);
+  EXPECT_EQ(j["repairs"]["delivered"], 2u);
+  EXPECT_EQ(j["forced_tcp"]["messages"], 4u);
+  EXPECT_EQ(j["forced_tcp"]["bytes"], 120u);
+  EXPECT_EQ(j["forced_tcp"]["delivered"], 1u);
+  EXPECT_EQ(j["warmup"]["repairs"], 100u);
+  EXPECT_EQ(j["warmup"]["forced_tcp"], 50u);
+  EXPECT_EQ(j["control"]["repairs"], 7u);
 }
 
 TEST(Metrics, RoundsTimesAndTrafficCoverMeasuredBroadcastsOnly) {

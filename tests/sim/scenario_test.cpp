@@ -126,7 +126,7 @@ TEST(ScenarioFiles, ShippedTopologies) {
   const Scenario lossy = load_scenario(kScenarioDir + "lossy.yaml");
   EXPECT_EQ(lossy.datacenters.size(), 1u);
   ASSERT_EQ(lossy.total_subnets(), 4u);
-  for (std::uint32_t i = 0; i < 4; ++i) EXPECT_DOUBLE_EQ(subnet_at(lossy, i).lan.loss, 0.05);
+  for (std::uint32_t i = 0; i < 4; ++i) EXPECT_DOUBLE_EQ(subnet_at(lossy, i).multicast_loss, 0.05);
 }
 
 TEST(ScenarioFiles, ReadmeDocumentsEveryKey) {
@@ -360,7 +360,7 @@ TEST(ScenarioErrors, UnknownKey) {
   const std::string e = error_of(base_with("nodes: 12", "nodez: 12"));
   EXPECT_THAT(e, StartsWith("t.yaml:8: datacenters[0].subnets[1].nodez: unknown key in datacenters[0].subnets[1]"));
   EXPECT_THAT(e, HasSubstr("did you mean \"nodes\"?"));
-  EXPECT_THAT(e, HasSubstr("allowed: name, nodes, lan, multicast, nat, multicast_send_broken, "
+  EXPECT_THAT(e, HasSubstr("allowed: name, nodes, lan, multicast, multicast_loss, nat, multicast_send_broken, "
                            "multicast_recv_broken, multicast_fails_at)"));
   EXPECT_EQ(error_of("colour: blue\n" + kBase),
             "t.yaml:1: colour: unknown key at the top level (allowed: name, seed, time_limit, datacenters, wan, "

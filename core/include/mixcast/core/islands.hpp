@@ -59,8 +59,10 @@ class Reachability {
 class IslandView {
  public:
   IslandView() = default;
-  // Records a leader's announcement; returns true if the partition changed.
-  bool claim(NodeId leader, std::vector<NodeId> members, Micros now);
+  // Records a leader's announcement number `version` (its control seq); returns true if the
+  // partition changed. Announcements can arrive out of order (a repair of an old one after a newer
+  // one): an older version than the one held is ignored.
+  bool claim(NodeId leader, std::uint64_t version, std::vector<NodeId> members, Micros now);
   // Drops announcements older than `max_age`; returns true if the partition changed.
   bool expire(Micros now, Micros max_age);
   // Rebuilds the partition over `view` if claims changed since the last call.
@@ -75,6 +77,7 @@ class IslandView {
  private:
   struct Claim {
     std::vector<NodeId> members;  // sorted, leader included
+    std::uint64_t version = 0;
     Micros at = 0;
   };
   std::map<NodeId, Claim> claims_;  // by leader, ascending

@@ -4,6 +4,7 @@
 //   inputs : broadcast(), on_frame(), on_link_event(), on_timeout()
 //   outputs: poll_transmit(), poll_delivery(), next_timeout()
 #pragma once
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -50,7 +51,12 @@ inline Micros learning_time(const NodeConfig& c) {
 
 inline constexpr NodeId kMulticastGroup = UINT32_MAX;  // Transmit::to of a multicast
 
-enum class TrafficKind : std::uint8_t { data, ack, control, repair };
+// What a message is for. A frame may batch messages of several kinds; Transmit tallies them.
+//   data: a broadcast sent by the plan (delegations, leaves, multicasts, relays)
+//   forced: a TCP copy to a member that should have heard the multicast (forced_tcp_share)
+//   repair: a broadcast resent because a multicast was missed
+enum class TrafficKind : std::uint8_t { data, ack, control, repair, forced };
+inline constexpr std::size_t kTrafficKinds = 5;
 
 struct Transmit {
   NodeId to = 0;                     // a peer, or kMulticastGroup
@@ -58,8 +64,11 @@ struct Transmit {
   wire::Bytes bytes;                 // one frame body; stream engines add wire::append_stream_frame
   std::uint32_t round = 0;           // round of the first broadcast message carried (0 if none)
   std::optional<MessageId> subject;  // the broadcast the first data/ack message is about
-  TrafficKind kind = TrafficKind::data;
+  TrafficKind kind = TrafficKind::data;  // of the first message
   std::uint32_t messages = 0;
+  // Per TrafficKind: messages and encoded bytes (frame overhead not included).
+  std::array<std::uint32_t, kTrafficKinds> messages_by_kind{};
+  std::array<std::uint32_t, kTrafficKinds> bytes_by_kind{};
   std::size_t wire_size() const {
     return channel == Channel::tcp ? wire::stream_frame_size(bytes.size()) : bytes.size();
   }
@@ -149,6 +158,14 @@ class Node {
     std::uint32_t round;
     std::optional<MessageId> subject;
     TrafficKind kind;
+    std::array<std::uint32_t, kTrafficKinds> messages_by_kind{};
+    std::array<std::uint32_t, kTrafficKinds> bytes_by_kind{};
+    void add(const wire::Message& m, TrafficKind k) {
+      const std::size_t before = frame.size();
+      frame.add(m);
+      messages_by_kind[static_cast<std::size_t>(k)] += 1;
+      bytes_by_kind[static_cast<std::size_t>(k)] += static_cast<std::uint32_t>(frame.size() - before);
+    }
   };
   struct Retained {  // a multicast kept for repair
     std::uint64_t mseq;

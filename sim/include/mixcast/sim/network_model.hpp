@@ -55,6 +55,7 @@ class NetworkModel {
     std::uint32_t dc = 0;
     Nanos latency = 0;
     double bandwidth = 1e9, loss = 0;
+    double multicast_loss = 0;  // LAN loss combined with the multicast-only loss
     bool multicast = true, nat = false;
     Nanos multicast_fails_at = -1;
     std::vector<NodeId> members;

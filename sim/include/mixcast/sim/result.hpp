@@ -30,9 +30,17 @@ struct DeliveryRecord {
 struct Traffic {
   std::uint64_t tcp_messages = 0, tcp_bytes = 0;
   std::uint64_t multicast_messages = 0, multicast_bytes = 0;
+  // Parts of the TCP figures above (message bytes without stream framing).
+  std::uint64_t repair_messages = 0, repair_bytes = 0;  // resent because a multicast was missed
+  std::uint64_t forced_messages = 0, forced_bytes = 0;  // forced TCP copies
+  // First deliveries that came by a repair or by a forced copy: the losses each of them made good.
+  std::uint64_t delivered_by_repair = 0, delivered_by_forced = 0;
   Traffic& operator+=(const Traffic& o) {
     tcp_messages += o.tcp_messages; tcp_bytes += o.tcp_bytes;
     multicast_messages += o.multicast_messages; multicast_bytes += o.multicast_bytes;
+    repair_messages += o.repair_messages; repair_bytes += o.repair_bytes;
+    forced_messages += o.forced_messages; forced_bytes += o.forced_bytes;
+    delivered_by_repair += o.delivered_by_repair; delivered_by_forced += o.delivered_by_forced;
     return *this;
   }
 };
@@ -46,8 +54,8 @@ struct RunResult {
   std::vector<Traffic> traffic;            // per broadcast
   Traffic control;                         // not attributable to a broadcast
   std::uint64_t duplicates = 0;            // deliveries beyond the first per (node, broadcast): must be 0
-  std::uint64_t repairs = 0;               // messages resent because a multicast was missed
-  std::uint64_t forced_tcp = 0;            // TCP copies sent to multicast-reachable nodes
+  std::uint64_t repairs = 0;               // all runs long: messages resent because a multicast was missed
+  std::uint64_t forced_tcp = 0;            // all run long: TCP copies sent to multicast-reachable nodes
   std::uint64_t redelegations = 0;         // delegations handed to another node after a failure
   std::uint64_t bad_frames = 0;
   std::uint32_t islands = 0;               // islands known to the origins when measurement began

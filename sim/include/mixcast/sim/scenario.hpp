@@ -21,6 +21,7 @@ struct SubnetSpec {
   std::uint32_t nodes = 1;
   LinkSpec lan;
   bool multicast = true;  // multicast works inside this subnet
+  double multicast_loss = 0.0;  // extra loss of multicast datagrams only, per receiver (switches, UDP buffers)
   bool nat = false;       // nodes accept no connections from outside this subnet
   // Asymmetric reachability, by index inside the subnet (0-based).
   std::vector<std::uint32_t> multicast_send_broken;  // their multicasts reach nobody
