@@ -28,6 +28,12 @@ Node::Node(NodeConfig config, std::shared_ptr<const View> view)
   if (mixed()) next_tick_ = static_cast<Micros>(rng_.below(static_cast<std::uint64_t>(cfg_.confirm_interval)));
 }
 
+std::uint64_t Node::island_hash() {
+  if (!mixed()) return view_->hash();
+  islands_.rebuild(*view_);
+  return islands_.hash();
+}
+
 wire::Bytes Node::hello_frame() const { return wire::encode_frame({wire::Hello{cfg_.self, view_->hash()}}); }
 
 std::size_t Node::island_count() {
@@ -280,15 +286,23 @@ bool Node::interpret_targets(const wire::Broadcast& b, TargetSet& out) {
 
 void Node::handle_repair_request(NodeId from, const wire::RepairRequest& r) {
   if (r.sender != cfg_.self) return;
-  const std::uint64_t last = std::min(r.to_mseq, mseq_);
+  // A gap the tail repair (tick) already covered needs no second copy.
+  std::uint64_t first = r.from_mseq;
+  if (auto h = reach_.hearers().find(from); h != reach_.hearers().end())
+    first = std::max(first, std::min(h->second.repaired_to + 1, r.to_mseq + 1));
+  resend(from, first, r.to_mseq);
+}
+
+void Node::resend(NodeId to, std::uint64_t first, std::uint64_t last_wanted) {
+  const std::uint64_t last = std::min(last_wanted, mseq_);
   const std::uint64_t oldest = mseq_ >= cfg_.retention ? mseq_ - cfg_.retention + 1 : 1;
-  for (std::uint64_t m = std::max(r.from_mseq, oldest); m <= last; ++m) {
+  for (std::uint64_t m = std::max(first, oldest); m <= last; ++m) {
     const Retained* kept = retained(m);
     if (!kept || !kept->message) continue;
     wire::Broadcast b = *kept->message;
     b.flags |= wire::Broadcast::kRepair;
     ++counters_.repairs_sent;
-    enqueue(from, Channel::tcp, b, b.round, MessageId{b.origin, b.seq}, TrafficKind::repair);
+    enqueue(to, Channel::tcp, b, b.round, MessageId{b.origin, b.seq}, TrafficKind::repair);
   }
 }
 
@@ -424,9 +438,7 @@ void Node::send_delegation(const MessageId& id, NodeId head, TargetSet set, Micr
   if (auto g = gateway_for(head)) {
     peer = *g;
     b.flags |= wire::Broadcast::kRelay;
-    b.relay_to = head;
-    ++a.sends;  // the gateway's forward is one more send on the way
-    b.round = a.round + a.sends;
+    b.relay_to = head;  // the gateway's forward adds its own round
   }
   const bool needs_ack = b.targets.kind != wire::Targets::Kind::none;
   enqueue(peer, Channel::tcp, b, b.round, id, TrafficKind::data);
@@ -560,13 +572,15 @@ void Node::tick(Micros now) {
     h.since_confirm = 0;
     ++counters_.confirms_sent;
   }
-  // Missing confirmations: a hearer whose confirmed mseq lags what we multicast well before the last
-  // interval lost the tail of our stream; resend what it missed over TCP.
-  const Micros settled = now - 2 * cfg_.confirm_interval;
-  std::uint64_t settled_mseq = 0;
+  // Missing confirmations. A hearer that hears anything from us confirms within a beacon and a
+  // confirm interval, and reports gaps itself. One that has gone silent for longer may have lost the
+  // tail of our stream and hears nothing that would reveal the gap: resend it what it has not
+  // confirmed, over TCP, once. (It stops counting as a hearer when its confirmations expire.)
+  const Micros silent = cfg_.beacon_interval + 2 * cfg_.confirm_interval;
+  std::uint64_t settled_mseq = 0;  // the last multicast that a healthy hearer would have confirmed by now
   for (std::uint64_t m = mseq_; m > 0 && mseq_ - m < cfg_.retention; --m) {
     const Retained* r = retained(m);
-    if (r && r->at <= settled) {
+    if (r && r->at <= now - silent) {
       settled_mseq = m;
       break;
     }
@@ -574,11 +588,13 @@ void Node::tick(Micros now) {
   if (settled_mseq > 0) {
     std::vector<NodeId> lagging;
     for (auto& [n, h] : reach_.hearers())
-      if (now - h.last_confirm <= 2 * cfg_.reach_expiry && h.repaired_to < settled_mseq) lagging.push_back(n);
+      if (now - h.last_confirm > silent && now - h.last_confirm <= 2 * cfg_.reach_expiry &&
+          h.repaired_to < settled_mseq)
+        lagging.push_back(n);
     std::sort(lagging.begin(), lagging.end());
     for (NodeId n : lagging) {
       auto& h = reach_.hearers()[n];
-      handle_repair_request(n, wire::RepairRequest{cfg_.self, h.repaired_to + 1, settled_mseq});
+      resend(n, h.repaired_to + 1, settled_mseq);
       h.repaired_to = settled_mseq;
     }
   }

@@ -186,6 +186,8 @@ nlohmann::json summarize(const RunResult& result) {
   j["events"] = result.events;
   j["warmup"] = {
       {"broadcasts", w.broadcasts},
+      {"measured_from_s", result.measured_from_s},
+      {"islands_agreed", result.islands_agreed},
       {"expected", w.expected},
       {"delivered", w.delivered},
       {"delivery_ratio", w.ratio()},

@@ -8,6 +8,7 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <optional>
 #include <queue>
 #include <unordered_map>
 
@@ -23,7 +24,12 @@ constexpr Nanos kNanosPerMicro = 1000;
 Nanos to_nanos(double s) { return static_cast<Nanos>(std::llround(s * 1e9)); }
 double to_seconds(Nanos t) { return static_cast<double>(t) / 1e9; }
 
-enum class EventType : std::uint8_t { crash = 0, start_broadcast = 1, frame = 2, link = 3, timer = 4 };
+enum class EventType : std::uint8_t { crash = 0, start_broadcast = 1, frame = 2, link = 3, timer = 4, learned = 5 };
+
+// Mixed mode measures steady state: measured broadcasts wait until every live node plans with the
+// same islands, checked this often, but no longer than kMaxLearning after the warm-up.
+constexpr double kLearnedCheck_s = 0.01;
+constexpr double kMaxLearning_s = 10.0;
 
 struct Event {
   Nanos at;
@@ -55,6 +61,8 @@ class ModelRun {
   void send(NodeId from, Transmit&& t);
   void schedule_timer(NodeId n);
   void start_broadcast(std::uint32_t index);
+  void check_learned();
+  void schedule_measured();
   void crash(NodeId n);
   Micros micros(Nanos t) const { return t / kNanosPerMicro; }
 
@@ -73,6 +81,7 @@ class ModelRun {
   std::vector<std::vector<bool>> delivered_;  // per broadcast, per node
   std::uint64_t expected_total_ = 0, delivered_total_ = 0;
   std::uint32_t skipped_ = 0;  // broadcasts not started: every node crashed
+  Nanos learning_deadline_ = 0;
 };
 
 NodeConfig node_config(const Scenario& s) {
@@ -143,10 +152,17 @@ RunResult ModelRun::run() {
   const std::uint32_t warm = s_.workload.warmup_broadcasts;
   const double learn_s = static_cast<double>(learning_time(base)) / 1e6;
   const double measured_from = s_.workload.start_s + std::max(warm / s_.workload.rate_per_s, learn_s);
-  for (std::uint32_t k = 0; k < total; ++k) {
-    const double at = k < warm ? s_.workload.start_s + k / s_.workload.rate_per_s
-                               : measured_from + (k - warm) / s_.workload.rate_per_s;
-    push(Event{to_nanos(at), 0, EventType::start_broadcast, 0, 0, Channel::tcp, LinkEvent::up, k, {}});
+  for (std::uint32_t k = 0; k < warm; ++k)
+    push(Event{to_nanos(s_.workload.start_s + k / s_.workload.rate_per_s), 0, EventType::start_broadcast, 0, 0,
+               Channel::tcp, LinkEvent::up, k, {}});
+  result_.islands_agreed = s_.protocol.mode != Mode::mixed;
+  if (s_.protocol.mode == Mode::mixed) {
+    push(Event{to_nanos(measured_from), 0, EventType::learned, 0, 0, Channel::tcp, LinkEvent::up, 0, {}});
+    learning_deadline_ = to_nanos(measured_from + kMaxLearning_s);
+  } else {
+    now_ = to_nanos(measured_from);
+    schedule_measured();
+    now_ = 0;
   }
 
   const Nanos limit = to_nanos(s_.time_limit_s);
@@ -166,6 +182,7 @@ RunResult ModelRun::run() {
     switch (e.type) {
       case EventType::crash: crash(e.node); break;
       case EventType::start_broadcast: start_broadcast(e.index); break;
+      case EventType::learned: check_learned(); break;
       case EventType::frame:
         if (net_.crashed(e.node)) {
           // The peer's kernel answers with a reset: the sender learns the link failed.
@@ -211,6 +228,31 @@ RunResult ModelRun::run() {
   result_.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
   if (opt_.progress) opt_.progress(to_seconds(now_), expected_total_ ? double(delivered_total_) / double(expected_total_) : 1.0);
   return std::move(result_);
+}
+
+void ModelRun::check_learned() {
+  std::optional<std::uint64_t> hash;
+  bool agreed = true;
+  for (NodeId i = 0; i < nodes_.size() && agreed; ++i) {
+    if (net_.crashed(i)) continue;
+    const std::uint64_t h = nodes_[i]->island_hash();
+    agreed = !hash || *hash == h;
+    hash = h;
+  }
+  if (agreed || now_ >= learning_deadline_) {
+    result_.islands_agreed = agreed;
+    schedule_measured();
+    return;
+  }
+  push(Event{now_ + to_nanos(kLearnedCheck_s), 0, EventType::learned, 0, 0, Channel::tcp, LinkEvent::up, 0, {}});
+}
+
+void ModelRun::schedule_measured() {
+  const std::uint32_t warm = s_.workload.warmup_broadcasts;
+  result_.measured_from_s = to_seconds(now_);
+  for (std::uint32_t k = warm; k < warm + s_.workload.broadcasts; ++k)
+    push(Event{now_ + to_nanos((k - warm) / s_.workload.rate_per_s), 0, EventType::start_broadcast, 0, 0,
+               Channel::tcp, LinkEvent::up, k, {}});
 }
 
 void ModelRun::start_broadcast(std::uint32_t index) {

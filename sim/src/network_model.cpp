@@ -125,10 +125,13 @@ NetworkModel::Unicast NetworkModel::unicast(NodeId from, NodeId to, std::size_t 
   }
   const auto& sa = subnets_[subnet_of_[from]];
   const auto& sb = subnets_[subnet_of_[to]];
-  // Sender NIC.
+  // Sender NIC: a FIFO. A connection still in its handshake does not hold it; its bytes go out once
+  // the handshake is done, or as soon as the NIC is free after that.
   const Nanos tx_start = std::max(start, nic_busy_[from]);
-  nic_busy_[from] = serialise(tx_start, bytes, sa.bandwidth);
-  Nanos arrival = nic_busy_[from];
+  const Nanos tx_end = serialise(tx_start, bytes, sa.bandwidth);
+  if (start == now) nic_busy_[from] = tx_end;
+  else nic_busy_[from] = serialise(std::max(now, nic_busy_[from]), bytes, sa.bandwidth);
+  Nanos arrival = tx_end;
   double loss = sa.loss;
   if (sa.dc != sb.dc) {
     const std::size_t d = std::size_t{sa.dc} * dcs_ + sb.dc;

@@ -134,6 +134,7 @@ class Node {
   wire::Bytes hello_frame() const;  // what an engine sends first on a new connection
   // The island view as this node knows it (mixed mode); in TCP mode every node is its own island.
   std::size_t island_count();
+  std::uint64_t island_hash();  // equal on two nodes when they plan with the same islands
   const IslandView& islands() const { return islands_; }
 
  private:
@@ -179,6 +180,7 @@ class Node {
   void handle_broadcast(NodeId from, Channel channel, wire::Broadcast&& b, Micros now);
   void handle_ack(NodeId from, const wire::Ack& a, Micros now);
   void handle_repair_request(NodeId from, const wire::RepairRequest& r);
+  void resend(NodeId to, std::uint64_t first_mseq, std::uint64_t last_mseq);  // retained multicasts over TCP
   void accept(const wire::Broadcast& b, Channel channel, Micros now);
   bool interpret_targets(const wire::Broadcast& b, TargetSet& out);
   Active& hold(const MessageId& id, std::uint32_t round, std::uint8_t flags, const wire::Bytes& payload);

@@ -59,6 +59,8 @@ struct RunResult {
   std::uint64_t redelegations = 0;         // delegations handed to another node after a failure
   std::uint64_t bad_frames = 0;
   std::uint32_t islands = 0;               // islands known to the origins when measurement began
+  double measured_from_s = 0;              // when the first measured broadcast was due
+  bool islands_agreed = true;              // mixed: every live node had the same islands by then
   double simulated_s = 0;
   double wall_s = 0;
   std::uint64_t events = 0;
