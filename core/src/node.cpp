@@ -144,8 +144,7 @@ std::optional<Transmit> Node::poll_transmit() {
   t.round = o.round;
   t.subject = o.subject;
   t.kind = o.kind;
-  t.messages_by_kind = o.messages_by_kind;
-  t.bytes_by_kind = o.bytes_by_kind;
+  t.parts = std::move(o.parts);
   if (++out_head_ == out_.size()) {
     out_.clear();
     out_head_ = 0;
@@ -552,8 +551,8 @@ void Node::multicast(std::optional<wire::Broadcast> b, Micros now) {
   retained_[slot] = std::move(r);
   const TrafficKind kind = subject ? TrafficKind::data : TrafficKind::control;
   Outgoing o{kMulticastGroup, Channel::multicast, wire::FrameBuilder{},
-             subject ? std::get<wire::Broadcast>(msgs[1]).round : 0, subject, kind};
-  for (const auto& msg : msgs) o.add(msg, kind);
+             subject ? std::get<wire::Broadcast>(msgs[1]).round : 0, subject, kind, {}};
+  for (const auto& msg : msgs) o.add(msg, subject, kind);
   out_.push_back(std::move(o));
 }
 
@@ -629,13 +628,13 @@ void Node::enqueue(NodeId to, Channel channel, const wire::Message& m, std::uint
   if (open != open_batch_.end()) {
     Outgoing& o = out_[open->second];
     if (o.channel == channel && o.frame.size() < cfg_.max_frame_bytes) {
-      o.add(m, kind);
+      o.add(m, subject, kind);
       return;
     }
     open_batch_.erase(open);
   }
-  out_.push_back(Outgoing{to, channel, wire::FrameBuilder{}, round, subject, kind});
-  out_.back().add(m, kind);
+  out_.push_back(Outgoing{to, channel, wire::FrameBuilder{}, round, subject, kind, {}});
+  out_.back().add(m, subject, kind);
   if (channel == Channel::tcp) open_batch_[to] = out_.size() - 1;
 }
 

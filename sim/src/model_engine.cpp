@@ -59,6 +59,7 @@ class ModelRun {
   }
   void drain(NodeId n);
   void send(NodeId from, Transmit&& t);
+  void account(const Transmit& t);
   void schedule_timer(NodeId n);
   void start_broadcast(std::uint32_t index);
   void check_learned();
@@ -321,30 +322,45 @@ void ModelRun::schedule_timer(NodeId n) {
   push(Event{at, 0, EventType::timer, n, 0, Channel::tcp, LinkEvent::up, 0, {}});
 }
 
-void ModelRun::send(NodeId from, Transmit&& t) {
-  // Attribute the traffic to a broadcast (or to control traffic).
-  Traffic* bucket = &result_.control;
-  if (t.subject) {
-    auto it = broadcast_index_.find(*t.subject);
-    if (it != broadcast_index_.end()) bucket = &result_.traffic[it->second];
+void ModelRun::account(const Transmit& t) {
+  // Each message counts for the broadcast it is about (or for control traffic); the frame's own
+  // overhead goes with its first message.
+  std::size_t overhead = t.wire_size();
+  for (const auto& p : t.parts) overhead -= p.bytes;
+  for (std::size_t i = 0; i < t.parts.size(); ++i) {
+    const TransmitPart& p = t.parts[i];
+    Traffic* bucket = &result_.control;
+    if (p.subject) {
+      auto it = broadcast_index_.find(*p.subject);
+      if (it != broadcast_index_.end()) bucket = &result_.traffic[it->second];
+    }
+    const std::uint64_t bytes = p.bytes + (i == 0 ? overhead : 0);
+    if (t.channel == Channel::multicast) {
+      bucket->multicast_messages += i == 0 ? 1 : 0;  // one datagram
+      bucket->multicast_bytes += bytes;
+      continue;
+    }
+    bucket->tcp_messages += 1;
+    bucket->tcp_bytes += bytes;
+    if (p.kind == TrafficKind::repair) {
+      bucket->repair_messages += 1;
+      bucket->repair_bytes += p.bytes;
+    } else if (p.kind == TrafficKind::forced) {
+      bucket->forced_messages += 1;
+      bucket->forced_bytes += p.bytes;
+    }
   }
+}
+
+void ModelRun::send(NodeId from, Transmit&& t) {
+  account(t);
   const std::size_t size = t.wire_size();
   auto bytes = std::make_shared<const wire::Bytes>(std::move(t.bytes));
   if (t.channel == Channel::multicast) {
-    bucket->multicast_messages += 1;
-    bucket->multicast_bytes += size;
     for (const auto& arrival : net_.multicast(from, size, now_, rng_))
       push(Event{arrival.at, 0, EventType::frame, arrival.to, from, Channel::multicast, LinkEvent::up, 0, bytes});
     return;
   }
-  bucket->tcp_messages += t.messages;
-  bucket->tcp_bytes += size;
-  constexpr auto repair = static_cast<std::size_t>(TrafficKind::repair);
-  constexpr auto forced = static_cast<std::size_t>(TrafficKind::forced);
-  bucket->repair_messages += t.messages_by_kind[repair];
-  bucket->repair_bytes += t.bytes_by_kind[repair];
-  bucket->forced_messages += t.messages_by_kind[forced];
-  bucket->forced_bytes += t.bytes_by_kind[forced];
   const auto outcome = net_.unicast(from, t.to, size, now_, rng_);
   if (outcome.failed_at) {
     push(Event{*outcome.failed_at, 0, EventType::link, from, t.to, Channel::tcp, LinkEvent::failed, 0, {}});

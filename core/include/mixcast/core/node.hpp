@@ -4,7 +4,6 @@
 //   inputs : broadcast(), on_frame(), on_link_event(), on_timeout()
 //   outputs: poll_transmit(), poll_delivery(), next_timeout()
 #pragma once
-#include <array>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -56,7 +55,13 @@ inline constexpr NodeId kMulticastGroup = UINT32_MAX;  // Transmit::to of a mult
 //   forced: a TCP copy to a member that should have heard the multicast (forced_tcp_share)
 //   repair: a broadcast resent because a multicast was missed
 enum class TrafficKind : std::uint8_t { data, ack, control, repair, forced };
-inline constexpr std::size_t kTrafficKinds = 5;
+
+// One message of a frame, for accounting: which broadcast it is about, what for, its encoded size.
+struct TransmitPart {
+  std::optional<MessageId> subject;
+  TrafficKind kind = TrafficKind::data;
+  std::uint32_t bytes = 0;
+};
 
 struct Transmit {
   NodeId to = 0;                     // a peer, or kMulticastGroup
@@ -66,9 +71,7 @@ struct Transmit {
   std::optional<MessageId> subject;  // the broadcast the first data/ack message is about
   TrafficKind kind = TrafficKind::data;  // of the first message
   std::uint32_t messages = 0;
-  // Per TrafficKind: messages and encoded bytes (frame overhead not included).
-  std::array<std::uint32_t, kTrafficKinds> messages_by_kind{};
-  std::array<std::uint32_t, kTrafficKinds> bytes_by_kind{};
+  std::vector<TransmitPart> parts;  // one per message; frame overhead is not in their bytes
   std::size_t wire_size() const {
     return channel == Channel::tcp ? wire::stream_frame_size(bytes.size()) : bytes.size();
   }
@@ -159,13 +162,11 @@ class Node {
     std::uint32_t round;
     std::optional<MessageId> subject;
     TrafficKind kind;
-    std::array<std::uint32_t, kTrafficKinds> messages_by_kind{};
-    std::array<std::uint32_t, kTrafficKinds> bytes_by_kind{};
-    void add(const wire::Message& m, TrafficKind k) {
+    std::vector<TransmitPart> parts;
+    void add(const wire::Message& m, std::optional<MessageId> about, TrafficKind k) {
       const std::size_t before = frame.size();
       frame.add(m);
-      messages_by_kind[static_cast<std::size_t>(k)] += 1;
-      bytes_by_kind[static_cast<std::size_t>(k)] += static_cast<std::uint32_t>(frame.size() - before);
+      parts.push_back(TransmitPart{about, k, static_cast<std::uint32_t>(frame.size() - before)});
     }
   };
   struct Retained {  // a multicast kept for repair
