@@ -68,24 +68,36 @@ bool IslandView::expire(Micros now, Micros max_age) {
 }
 
 void IslandView::rebuild(const View& view) {
-  if (!dirty_ && !islands_.empty()) return;
+  if (!dirty_ && view_ == &view && !islands_.empty()) return;
   dirty_ = false;
-  islands_.clear();
-  rank_of_.clear();
-  std::unordered_map<NodeId, NodeId> leader_of;
-  for (const auto& [leader, c] : claims_)  // ascending leaders: the lowest claim wins
+  view_ = &view;
+  // Runs on every node at every change of the claims: linear in the view, vectors only.
+  constexpr std::uint32_t kNone = UINT32_MAX;
+  const std::size_t n = view.size();
+  std::vector<std::uint32_t> leader_rank(n, kNone);  // by member rank: rank of the lowest leader claiming it
+  for (const auto& [leader, c] : claims_) {  // ascending leaders: the lowest claim wins
+    const auto lr = view.rank_of(leader);
+    if (!lr) continue;
     for (NodeId m : c.members)
-      if (view.contains(m)) leader_of.try_emplace(m, leader);
-  std::map<NodeId, std::vector<NodeId>> groups;  // keyed by lowest member: a stable order
-  std::map<NodeId, NodeId> group_key;            // leader -> lowest member
-  for (NodeId m : view.members()) {              // ascending ids
-    auto it = leader_of.find(m);
-    if (it == leader_of.end()) {
-      groups[m].push_back(m);
-      continue;
+      if (auto r = view.rank_of(m); r && leader_rank[*r] == kNone) leader_rank[*r] = *lr;
+  }
+  // Islands ordered by their lowest member: walk the members in ascending order.
+  islands_.clear();
+  island_by_rank_.assign(n, kNone);
+  std::vector<std::uint32_t> island_of_leader(n, kNone);  // by leader rank
+  for (std::uint32_t r = 0; r < n; ++r) {
+    std::uint32_t island;
+    if (leader_rank[r] == kNone) {
+      island = static_cast<std::uint32_t>(islands_.size());
+      islands_.emplace_back();
+    } else if (island_of_leader[leader_rank[r]] == kNone) {
+      island = island_of_leader[leader_rank[r]] = static_cast<std::uint32_t>(islands_.size());
+      islands_.emplace_back();
+    } else {
+      island = island_of_leader[leader_rank[r]];
     }
-    auto [k, inserted] = group_key.try_emplace(it->second, m);
-    groups[k->second].push_back(m);
+    islands_[island].push_back(view.at(r));
+    island_by_rank_[r] = island;
   }
   std::uint64_t h = 0xcbf29ce484222325ULL ^ view.hash();
   auto mix = [&h](std::uint64_t v) {
@@ -94,20 +106,17 @@ void IslandView::rebuild(const View& view) {
       h *= 0x100000001b3ULL;
     }
   };
-  for (auto& [key, members] : groups) {
+  for (const auto& members : islands_) {
     mix(members.size());
-    for (NodeId m : members) {
-      mix(m);
-      rank_of_[m] = static_cast<std::uint32_t>(islands_.size());
-    }
-    islands_.push_back(std::move(members));
+    for (NodeId m : members) mix(m);
   }
   hash_ = h;
 }
 
 std::uint32_t IslandView::island_of(NodeId n) const {
-  auto it = rank_of_.find(n);
-  return it == rank_of_.end() ? 0 : it->second;
+  if (!view_) return 0;
+  auto r = view_->rank_of(n);
+  return r && *r < island_by_rank_.size() ? island_by_rank_[*r] : 0;
 }
 
 }  // namespace mixcast

@@ -612,7 +612,16 @@ void Node::announce_island(Micros now) {
   std::vector<NodeId> island{cfg_.self};
   if (leader) island.insert(island.end(), mutual.begin(), mutual.end());
   std::sort(island.begin(), island.end());
-  const bool changed = island != announced_ && !(island.size() == 1 && announced_.empty());
+  bool changed = island != announced_ && !(island.size() == 1 && announced_.empty());
+  if (changed) {
+    // Every announcement makes every node rebuild its islands: while members are still being
+    // learned, wait until the island has held for a whole confirm interval.
+    if (island != candidate_) {
+      candidate_ = island;
+      candidate_since_ = now;
+    }
+    changed = now - candidate_since_ >= cfg_.confirm_interval;
+  }
   const bool refresh = island.size() > 1 && now - announced_at_ >= cfg_.reach_expiry;
   if (!changed && !refresh) return;
   announced_ = island;

@@ -28,7 +28,7 @@ enum class EventType : std::uint8_t { crash = 0, start_broadcast = 1, frame = 2,
 
 // Mixed mode measures steady state: measured broadcasts wait until every live node plans with the
 // same islands, checked this often, but no longer than kMaxLearning after the warm-up.
-constexpr double kLearnedCheck_s = 0.01;
+constexpr double kLearnedCheck_s = 0.05;
 constexpr double kMaxLearning_s = 10.0;
 
 struct Event {

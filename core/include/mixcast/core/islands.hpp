@@ -82,8 +82,9 @@ class IslandView {
   };
   std::map<NodeId, Claim> claims_;  // by leader, ascending
   bool dirty_ = true;
+  const View* view_ = nullptr;  // of the last rebuild
   std::vector<std::vector<NodeId>> islands_;
-  std::unordered_map<NodeId, std::uint32_t> rank_of_;
+  std::vector<std::uint32_t> island_by_rank_;  // view rank -> island
   std::uint64_t hash_ = 0;
 };
 

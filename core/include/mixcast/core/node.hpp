@@ -233,6 +233,8 @@ class Node {
   Micros last_beacon_ = 0;
   std::vector<NodeId> announced_;   // last island this node announced as leader
   Micros announced_at_ = 0;
+  std::vector<NodeId> candidate_;   // island seen at the last tick, announced once it holds
+  Micros candidate_since_ = 0;
 
   std::vector<Outgoing> out_;
   std::size_t out_head_ = 0;
