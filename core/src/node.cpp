@@ -396,7 +396,7 @@ void Node::delegate(const MessageId& id, TargetSet set, Micros now) {
 }
 
 std::optional<NodeId> Node::gateway_for(NodeId natted) const {
-  if (!view_->behind_nat(natted)) return std::nullopt;
+  if (!view_->behind_nat(natted) || view_->same_nat(cfg_.self, natted)) return std::nullopt;
   // Inside the same island (same subnet) we can connect directly.
   if (mixed() && islands_.size() > 0 && islands_.island_of(natted) == islands_.island_of(cfg_.self) &&
       islands_.island(islands_.island_of(cfg_.self)).size() > 1)

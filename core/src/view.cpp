@@ -4,12 +4,14 @@
 
 namespace mixcast {
 
-View::View(std::vector<NodeId> members, std::vector<NodeId> behind_nat) : members_(std::move(members)) {
+View::View(std::vector<NodeId> members, std::vector<NodeId> behind_nat, std::vector<std::uint32_t> nat_domains)
+    : members_(std::move(members)) {
   std::sort(members_.begin(), members_.end());
   members_.erase(std::unique(members_.begin(), members_.end()), members_.end());
-  nat_.assign(members_.size(), false);
-  for (NodeId n : behind_nat)
-    if (auto r = rank_of(n)) nat_[*r] = true;
+  nat_.assign(members_.size(), 0);
+  for (std::size_t i = 0; i < behind_nat.size(); ++i)
+    if (auto r = rank_of(behind_nat[i]))
+      nat_[*r] = 1 + (i < nat_domains.size() ? nat_domains[i] : (std::uint64_t{1} << 32) + *r);
   // FNV-1a over the count and every id (little endian): cheap, stable across platforms.
   std::uint64_t h = 0xcbf29ce484222325ULL;
   auto mix = [&h](std::uint64_t v) {
@@ -19,7 +21,10 @@ View::View(std::vector<NodeId> members, std::vector<NodeId> behind_nat) : member
     }
   };
   mix(members_.size());
-  for (std::size_t r = 0; r < members_.size(); ++r) mix((std::uint64_t{nat_[r]} << 32) | members_[r]);
+  for (std::size_t r = 0; r < members_.size(); ++r) {
+    mix(members_[r]);
+    mix(nat_[r]);
+  }
   hash_ = h;
 }
 
@@ -35,7 +40,12 @@ namespace mixcast {
 
 bool View::behind_nat(NodeId id) const {
   auto r = rank_of(id);
-  return r && nat_[*r];
+  return r && nat_[*r] != 0;
+}
+
+bool View::same_nat(NodeId a, NodeId b) const {
+  auto ra = rank_of(a), rb = rank_of(b);
+  return ra && rb && nat_[*ra] != 0 && nat_[*ra] == nat_[*rb];
 }
 
 std::vector<NodeId> View::gateways(NodeId natted, std::size_t k) const {
@@ -44,7 +54,7 @@ std::vector<NodeId> View::gateways(NodeId natted, std::size_t k) const {
   if (!r) return out;
   for (std::size_t i = 1; i < members_.size() && out.size() < k; ++i) {
     const std::size_t j = (*r + i) % members_.size();
-    if (!nat_[j]) out.push_back(members_[j]);
+    if (nat_[j] == 0) out.push_back(members_[j]);
   }
   return out;
 }

@@ -108,11 +108,15 @@ RunResult ModelRun::run() {
   result_.crashed_at_s.assign(n, -1.0);
 
   std::vector<NodeId> ids(n), natted;
+  std::vector<std::uint32_t> nat_domains;  // a NAT subnet is one NAT
   for (NodeId i = 0; i < n; ++i) {
     ids[i] = i;
-    if (net_.behind_nat(i)) natted.push_back(i);
+    if (net_.behind_nat(i)) {
+      natted.push_back(i);
+      nat_domains.push_back(net_.subnet_of(i));
+    }
   }
-  auto view = std::make_shared<const View>(ids, natted);
+  auto view = std::make_shared<const View>(ids, natted, nat_domains);
   const NodeConfig base = node_config(s_);
   nodes_.reserve(n);
   for (NodeId i = 0; i < n; ++i) {

@@ -146,3 +146,15 @@ TEST(Node, RejectsConfigWhereSelfIsNotInView) {
   cfg.self = 7;
   EXPECT_THROW(Node(cfg, std::make_shared<const View>(std::vector<NodeId>{1, 2})), std::invalid_argument);
 }
+
+TEST(View, NatDomainsDecideWhoConnectsDirectly) {
+  const View v({1, 2, 3, 4, 5}, {2, 3, 4}, {7, 7, 8});
+  EXPECT_TRUE(v.same_nat(2, 3));   // one NAT
+  EXPECT_FALSE(v.same_nat(3, 4));  // two NATs
+  EXPECT_FALSE(v.same_nat(1, 5));  // nobody behind a NAT
+  EXPECT_EQ(v.gateways(2, 2), (std::vector<NodeId>{5, 1}));
+  // Without domains each NATed member is behind its own NAT; the hash tells the views apart.
+  const View alone({1, 2, 3, 4, 5}, {2, 3, 4});
+  EXPECT_FALSE(alone.same_nat(2, 3));
+  EXPECT_NE(alone.hash(), v.hash());
+}
