@@ -164,20 +164,16 @@ nlohmann::json summarize(const RunResult& result) {
   j["islands"] = result.islands;
   // What repairs and forced TCP cost (messages, bytes) and what they made good (first deliveries),
   // for the measured broadcasts; `whole_run` counts every message of the run, announcements included.
-  j["repairs"] = {
-      {"messages", m.traffic.repair_messages},
-      {"bytes", m.traffic.repair_bytes},
-      {"bytes_per_broadcast", per_broadcast(m.traffic.repair_bytes, m.broadcasts)},
-      {"delivered", m.traffic.delivered_by_repair},
-      {"whole_run", result.repairs},
+  auto copies = [&](std::uint64_t messages, std::uint64_t bytes, std::uint64_t delivered, std::uint64_t whole_run) {
+    return nlohmann::json{{"messages", messages},
+                          {"bytes", bytes},
+                          {"bytes_per_broadcast", per_broadcast(bytes, m.broadcasts)},
+                          {"delivered", delivered},
+                          {"whole_run", whole_run}};
   };
-  j["forced_tcp"] = {
-      {"messages", m.traffic.forced_messages},
-      {"bytes", m.traffic.forced_bytes},
-      {"bytes_per_broadcast", per_broadcast(m.traffic.forced_bytes, m.broadcasts)},
-      {"delivered", m.traffic.delivered_by_forced},
-      {"whole_run", result.forced_tcp},
-  };
+  j["repairs"] = copies(m.traffic.repair_messages, m.traffic.repair_bytes, m.traffic.delivered_by_repair, result.repairs);
+  j["forced_tcp"] =
+      copies(m.traffic.forced_messages, m.traffic.forced_bytes, m.traffic.delivered_by_forced, result.forced_tcp);
   j["redelegations"] = result.redelegations;
   j["bad_frames"] = result.bad_frames;
   j["crashed"] = crashed;

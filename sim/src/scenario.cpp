@@ -12,6 +12,7 @@
 #include <fstream>
 #include <limits>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <utility>
@@ -809,6 +810,16 @@ std::string node_kind(const YAML::Node& n) {
 
 OverrideOrigin apply_override(YAML::Node& root, const std::string& text);
 
+// The entry of `list` selected by `seg`: an index, or the value of the entry's `name` key.
+std::optional<std::size_t> select_entry(const YAML::Node& list, const std::string& seg) {
+  if (all_digits(seg) && seg.size() < 10) return static_cast<std::size_t>(std::stoul(seg));
+  for (std::size_t k = 0; k < list.size(); ++k) {
+    const YAML::Node e = list[k];
+    if (e.IsMap() && e["name"] && e["name"].IsScalar() && e["name"].Scalar() == seg) return k;
+  }
+  return std::nullopt;
+}
+
 // `*` in a list position sets the key in every entry: datacenters.*.subnets.*.multicast_loss=0.2
 void apply_overrides(YAML::Node& root, const std::string& text, std::vector<OverrideOrigin>& out) {
   const std::size_t eq = text.find('=');
@@ -828,11 +839,7 @@ void apply_overrides(YAML::Node& root, const std::string& text, std::vector<Over
     if (seg.empty()) continue;
     YAML::Node next;
     if (cur.IsSequence()) {
-      for (std::size_t k = 0; k < cur.size(); ++k) {
-        const YAML::Node e = cur[k];
-        const bool named = e.IsMap() && e["name"] && e["name"].IsScalar() && e["name"].Scalar() == seg;
-        if (named || (all_digits(seg) && seg.size() < 10 && std::stoul(seg) == k)) next.reset(e);
-      }
+      if (auto k = select_entry(cur, seg); k && *k < cur.size()) next.reset(cur[*k]);
     } else if (cur.IsMap() && cur[seg]) {
       next.reset(cur[seg]);
     }
@@ -907,15 +914,9 @@ OverrideOrigin apply_override(YAML::Node& root, const std::string& text) {
         idx = static_cast<std::size_t>(std::stoul(seg));
       } else if (sch->kind == Schema::list && sch->element->has_name_field()) {
         // Entries with a name can be selected by it: datacenters.eu.subnets.eu-a.nodes=12
-        bool found = false;
-        for (std::size_t k = 0; k < cur.size() && !found; ++k) {
-          const YAML::Node e = static_cast<const YAML::Node&>(cur)[k];
-          if (e.IsMap() && e["name"] && e["name"].IsScalar() && e["name"].Scalar() == seg) {
-            idx = k;
-            found = true;
-          }
-        }
-        if (!found)
+        const auto named = select_entry(cur, seg);
+        if (named) idx = *named;
+        else
           override_fail(text, where + " has no entry named " + quote(seg) + " (use a name or an index 0.." +
                                   std::to_string(cur.size() == 0 ? 0 : cur.size() - 1) + ")");
       } else {
