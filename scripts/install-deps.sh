@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs every Debian package mixcast needs. Idempotent: when all packages are
 # present it only runs dpkg-query and returns in well under a second.
-# Usage: scripts/install-deps.sh [--with-ns3]   (run as root, or with sudo available)
+# Usage: scripts/install-deps.sh   (run as root, or with sudo available)
 set -euo pipefail
 
 packages=(
@@ -9,6 +9,7 @@ packages=(
   libyaml-cpp-dev libcli11-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-14 libfuzzer-14-dev libclang-rt-14-dev
+  libns3-dev ns3 libgsl-dev
 )
 
 missing=()

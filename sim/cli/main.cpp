@@ -25,6 +25,9 @@
 
 #include "mixcast/sim/metrics.hpp"
 #include "mixcast/sim/model_engine.hpp"
+#ifdef MIXCAST_HAVE_NS3
+#include "mixcast/sim/ns3_engine.hpp"
+#endif
 #include "mixcast/sim/result.hpp"
 #include "mixcast/sim/scenario.hpp"
 
@@ -88,10 +91,24 @@ std::string check_mode(const std::string& flag, const std::string& mode) {
   return mode;
 }
 
+#ifdef MIXCAST_HAVE_NS3
+constexpr const char* kDefaultEngine = "ns3";
+constexpr const char* kEngines = "ns3, model";
+#else
+constexpr const char* kDefaultEngine = "model";
+constexpr const char* kEngines = "model";
+#endif
+
 void check_engine(const std::string& engine) {
   if (engine == "model") return;
-  if (engine == "ns3") throw UsageError("engine ns3 is not built into this mixcast-sim");
-  throw UsageError("unknown engine '" + engine + "' (available: model)");
+#ifdef MIXCAST_HAVE_NS3
+  if (engine == "ns3") return;
+#else
+  if (engine == "ns3")
+    throw UsageError("engine ns3 is not built into this mixcast-sim (ns-3 3.37 was not found at build time; "
+                     "scripts/install-deps.sh installs it)");
+#endif
+  throw UsageError("unknown engine '" + engine + "' (available: " + kEngines + ")");
 }
 
 void check_sets(const std::vector<std::string>& sets) {
@@ -146,15 +163,18 @@ class ProgressLine {
  public:
   ProgressLine(std::string engine, bool enabled) : engine_(std::move(engine)), enabled_(enabled) {}
 
-  void update(double simulated_s, double done) {
+  void update(double simulated_s, double done, std::uint64_t events) {
     if (!enabled_) return;
     const auto now = Clock::now();
     if (now - start_ < std::chrono::seconds(1)) return;
-    if (printed_ && now - last_ < std::chrono::milliseconds(100)) return;
+    if (printed_ && now - last_ < std::chrono::milliseconds(200)) return;
+    // Events per second over the last update interval: how fast the engine runs right now.
+    const double rate = static_cast<double>(events - last_events_) / std::max(1e-9, seconds_since(last_));
     last_ = now;
+    last_events_ = events;
     printed_ = true;
-    std::fprintf(stderr, "\r[%s] sim %.3f s  %5.1f%% delivered  elapsed %.1f s   ", engine_.c_str(), simulated_s,
-                 std::clamp(done, 0.0, 1.0) * 100.0, seconds_since(start_));
+    std::fprintf(stderr, "\r[%s] sim %.3f s  %5.1f%% delivered  %.2fM events/s  elapsed %.1f s   ",
+                 engine_.c_str(), simulated_s, std::clamp(done, 0.0, 1.0) * 100.0, rate / 1e6, seconds_since(start_));
     std::fflush(stderr);
   }
 
@@ -172,10 +192,14 @@ class ProgressLine {
   bool printed_ = false;
   Clock::time_point start_ = Clock::now();
   Clock::time_point last_ = start_;
+  std::uint64_t last_events_ = 0;
 };
 
 RunResult run_engine(const std::string& engine, const Scenario& s, const mixcast::sim::RunOptions& options) {
   check_engine(engine);
+#ifdef MIXCAST_HAVE_NS3
+  if (engine == "ns3") return mixcast::sim::run_ns3(s, options);
+#endif
   return mixcast::sim::run_model(s, options);
 }
 
@@ -216,7 +240,9 @@ int cmd_run(const RunArgs& a) {
 
   ProgressLine progress(a.engine, stderr_is_tty() && !a.quiet);
   mixcast::sim::RunOptions options;
-  options.progress = [&progress](double sim_s, double done) { progress.update(sim_s, done); };
+  options.progress = [&progress](double sim_s, double done, std::uint64_t events) {
+    progress.update(sim_s, done, events);
+  };
   RunResult result;
   try {
     result = run_engine(a.engine, s, options);

@@ -45,6 +45,24 @@ struct Traffic {
   }
 };
 
+// Packet-level engines count what crosses each link: every frame's bytes (headers included) as
+// the device sends it, by the round of the broadcast message it carries. Round 0 holds what no
+// measured broadcast's message rode in: TCP handshakes and pure acks, control messages, warm-up.
+enum class LinkKind : std::uint8_t { lan, wan, nat };
+constexpr const char* to_string(LinkKind k) { return k == LinkKind::lan ? "LAN" : k == LinkKind::wan ? "WAN" : "NAT"; }
+
+struct LinkInfo {
+  std::string name;  // lan:<dc>/<subnet>, wan:<dc>><dc> (one per direction), nat:<dc>/<subnet>
+  LinkKind kind = LinkKind::lan;
+};
+
+struct LinkRound {
+  std::uint32_t link = 0;  // index into RunResult::links
+  std::uint32_t round = 0;
+  Channel channel = Channel::tcp;
+  std::uint64_t bytes = 0, packets = 0;
+};
+
 struct RunResult {
   std::string engine;  // "model", "ns3", "real"
   Scenario scenario;   // as run (after overrides and rescaling)
@@ -61,6 +79,8 @@ struct RunResult {
   std::uint32_t islands = 0;               // islands known to the origins when measurement began
   double measured_from_s = 0;              // when the first measured broadcast was due
   bool islands_agreed = true;              // mixed: every live node had the same islands by then
+  std::vector<LinkInfo> links;             // packet-level engines only
+  std::vector<LinkRound> link_rounds;      // sorted by link, round, channel
   double simulated_s = 0;
   double wall_s = 0;
   std::uint64_t events = 0;

@@ -1,0 +1,94 @@
+// The engine-independent part of a run: the nodes' configuration and view, which nodes crash
+// when, when each broadcast starts and from which origin, and the record of what was delivered
+// and sent. Every engine (model, ns3) drives the same RunBook, so for one scenario and seed they
+// crash the same nodes, pick the same origins and count traffic and deliveries the same way.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "mixcast/core/node.hpp"
+#include "mixcast/core/rng.hpp"
+#include "mixcast/sim/result.hpp"
+#include "mixcast/sim/scenario.hpp"
+
+namespace mixcast::sim {
+
+// The core's configuration for a scenario's protocol section (self and seed still to be set).
+NodeConfig node_config(const Scenario& s);
+
+class RunBook {
+ public:
+  // Mixed mode measures steady state: measured broadcasts wait until every live node plans with
+  // the same islands, checked this often, but no longer than kMaxLearning_s after the warm-up.
+  static constexpr double kLearnedCheck_s = 0.05;
+  static constexpr double kMaxLearning_s = 10.0;
+
+  RunBook(const Scenario& s, std::string engine);
+
+  const Scenario& scenario() const { return s_; }
+  std::uint32_t node_count() const { return n_; }
+
+  // One core node per scenario node, all sharing one view (NAT subnets are NAT domains).
+  std::vector<std::unique_ptr<Node>> make_nodes() const;
+
+  struct Crash {
+    double at_s;
+    NodeId node;
+  };
+  // The scenario's crashes resolved to nodes (random picks never take an origin). Call once.
+  std::vector<Crash> plan_crashes();
+
+  // Warm-up broadcasts start at these times (broadcast index = position).
+  std::vector<double> warmup_starts() const;
+  // When measured broadcasts may start: after the warm-up and the core's learning time.
+  double measured_earliest_s() const;
+  bool waits_for_islands() const { return s_.protocol.mode == Mode::mixed; }
+  // Mixed mode: call at measured_earliest_s() and then every kLearnedCheck_s until it returns true.
+  // True once every live node has the same island hash, or the learning deadline passed.
+  bool islands_settled(const std::vector<std::unique_ptr<Node>>& nodes, double now_s);
+  // The measured broadcasts' start times, given when measurement begins (records it).
+  std::vector<std::pair<std::uint32_t, double>> measured_starts(double from_s);
+
+  // Starts broadcast `index` at a live origin (the planned one, or the next live node) and returns
+  // it; nullopt if every node crashed. The caller then lets the engine send what the origin queued.
+  std::optional<NodeId> start_broadcast(std::uint32_t index, std::vector<std::unique_ptr<Node>>& nodes,
+                                        double now_s);
+  void crashed(NodeId n, double now_s);
+  void bad_frame() { ++result_.bad_frames; }
+  bool is_crashed(NodeId n) const { return result_.crashed_at_s[n] >= 0; }
+
+  // Takes node n's deliveries and records first deliveries (duplicates are counted).
+  void take_deliveries(NodeId n, Node& node, double now_s);
+  // Attributes one transmit's messages to the broadcasts they are about (or to control traffic).
+  void account(const Transmit& t);
+  // Index of the broadcast a message id belongs to, if it is one of the run's broadcasts.
+  std::optional<std::uint32_t> broadcast_index(const MessageId& id) const;
+
+  // Every broadcast started (or skipped) and every live node delivered every started one.
+  bool complete() const;
+  double done_fraction() const;  // share of expected deliveries done so far (0..1)
+
+  // Final tally: counters from the nodes, deliveries sorted by broadcast then time.
+  RunResult finish(const std::vector<std::unique_ptr<Node>>& nodes, std::uint64_t events, double simulated_s,
+                   double wall_s);
+
+ private:
+  const Scenario& s_;
+  std::uint32_t n_ = 0;
+  Rng rng_;
+  RunResult result_;
+  std::map<MessageId, std::uint32_t> index_of_;
+  std::vector<std::vector<bool>> delivered_;  // per broadcast, per node
+  std::vector<double> start_s_;               // per broadcast
+  std::uint64_t expected_total_ = 0, delivered_total_ = 0;
+  std::uint32_t total_ = 0;    // broadcasts planned, warm-up included
+  std::uint32_t skipped_ = 0;  // broadcasts not started: every node crashed
+  std::uint32_t started_ = 0;
+  double learning_deadline_s_ = 0;
+};
+
+}  // namespace mixcast::sim

@@ -1,0 +1,103 @@
+// An ns3::Application that hosts one core node. Only an adapter: it turns the core's transmits
+// into TCP streams (length-prefixed frames, one connection per peer reused both ways) and UDP
+// multicast datagrams, feeds what arrives back to the core, reports connection failures, and
+// wakes the core at its next_timeout(). Protocol decisions stay in the core.
+#pragma once
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include "ns3/application.h"
+#include "ns3/event-id.h"
+#include "ns3/ipv4-address.h"
+#include "ns3/nstime.h"
+#include "ns3/socket.h"
+
+#include "mixcast/core/node.hpp"
+#include "mixcast/sim/run_book.hpp"
+
+namespace mixcast::ns3sim {
+
+// What every node's application shares in one run.
+struct AppEnv {
+  sim::RunBook* book = nullptr;
+  std::vector<ns3::Ipv4Address> addresses;             // by node id
+  std::unordered_map<std::uint32_t, NodeId> by_address;  // host address -> node id (multicast senders)
+  std::uint16_t tcp_port = 7400;
+  std::uint16_t multicast_port = 7401;
+  ns3::Ipv4Address group{"239.255.70.1"};
+  ns3::Time connect_timeout = ns3::Seconds(1);  // SYNs dropped silently (NAT) give up after this
+  std::uint32_t warmup_broadcasts = 0;           // broadcasts below this index are not measured
+};
+
+struct AppCounters {
+  std::uint64_t connects = 0, accepted = 0, connect_failures = 0, closed_by_peer = 0;
+  std::uint64_t bad_streams = 0;  // connections dropped: bad length prefix or no hello first
+};
+
+class NodeApp : public ns3::Application {
+ public:
+  static ns3::TypeId GetTypeId();
+  NodeApp(const AppEnv& env, Node& core);
+  ~NodeApp() override;
+
+  // The process dies: sockets close (the kernel resets further connects), nothing more is sent.
+  void Crash();
+  // Hands what the core produced after an input from outside (a broadcast start) to the network.
+  void Pump();
+  const AppCounters& counters() const { return counters_; }
+
+ private:
+  struct Chunk {
+    wire::Bytes bytes;
+    std::size_t sent = 0;
+    std::uint32_t round = 0;  // for the RoundTag
+  };
+  struct Conn {
+    ns3::Ptr<ns3::Socket> socket;
+    bool has_peer = false;
+    NodeId peer = 0;
+    bool connected = false;
+    wire::StreamReader reader;
+    std::deque<Chunk> tx;
+    ns3::EventId connect_timer;
+  };
+
+  void StartApplication() override;
+  void StopApplication() override;
+  void DoDispose() override;
+
+  Micros now() const;
+  void send(Transmit&& t);
+  std::uint32_t tag_round(const Transmit& t) const;
+  Conn& connection_to(NodeId peer);
+  void try_send(Conn& c);
+  void on_connected(ns3::Ptr<ns3::Socket> s);
+  void on_connect_failed(ns3::Ptr<ns3::Socket> s);
+  void on_accept(ns3::Ptr<ns3::Socket> s, const ns3::Address& from);
+  void on_tcp_readable(ns3::Ptr<ns3::Socket> s);
+  void on_send_space(ns3::Ptr<ns3::Socket> s, std::uint32_t available);
+  void on_closed(ns3::Ptr<ns3::Socket> s);
+  void on_multicast_readable(ns3::Ptr<ns3::Socket> s);
+  void on_timer();
+  void arm_timer();
+  // Drops a connection; `event` tells the core about its peer (nothing if the peer is unknown).
+  void drop(ns3::Ptr<ns3::Socket> s, LinkEvent event);
+  void wire_callbacks(ns3::Ptr<ns3::Socket> s);
+  static void silence(ns3::Ptr<ns3::Socket> s);  // no more callbacks from this socket
+
+  const AppEnv& env_;
+  Node& core_;
+  bool running_ = false;
+  bool crashed_ = false;
+  AppCounters counters_;
+  ns3::Ptr<ns3::Socket> listener_, mcast_send_, mcast_recv_;
+  std::unordered_map<ns3::Socket*, std::unique_ptr<Conn>> conns_;
+  std::unordered_map<NodeId, Conn*> by_peer_;  // the connection used to send to a peer
+  ns3::EventId timer_;
+  Micros timer_at_ = kNever;
+};
+
+}  // namespace mixcast::ns3sim

@@ -1,0 +1,223 @@
+#include "mixcast/sim/run_book.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+namespace mixcast::sim {
+
+NodeConfig node_config(const Scenario& s) {
+  const auto us = [](double seconds) { return static_cast<Micros>(std::llround(seconds * 1e6)); };
+  NodeConfig c;
+  c.mode = s.protocol.mode;
+  c.ack_timeout = us(s.protocol.ack_timeout_s);
+  c.dedup_window = s.protocol.dedup_window;
+  c.confirm_interval = us(s.protocol.confirm_interval_s);
+  c.beacon_interval = us(s.protocol.beacon_interval_s);
+  c.reach_expiry = us(s.protocol.reach_expiry_s);
+  c.forced_tcp_share = s.protocol.forced_tcp_share;
+  c.retention = s.protocol.retention;
+  c.nat_links = s.protocol.nat_links;
+  return c;
+}
+
+RunBook::RunBook(const Scenario& s, std::string engine)
+    : s_(s), n_(s.total_nodes()), rng_(s.seed ^ 0x6d6f64656cULL) {
+  result_.engine = std::move(engine);
+  result_.scenario = s;
+  result_.crashed_at_s.assign(n_, -1.0);
+  total_ = s.workload.warmup_broadcasts + s.workload.broadcasts;
+  delivered_.assign(total_, {});
+  start_s_.assign(total_, 0.0);
+  result_.traffic.assign(total_, Traffic{});
+  result_.islands_agreed = !waits_for_islands();
+}
+
+std::vector<std::unique_ptr<Node>> RunBook::make_nodes() const {
+  std::vector<NodeId> ids(n_), natted;
+  std::vector<std::uint32_t> nat_domains;  // a NAT subnet is one NAT
+  const auto placement = place_nodes(s_);
+  for (NodeId i = 0; i < n_; ++i) {
+    ids[i] = i;
+    if (subnet_at(s_, placement[i].subnet).nat) {
+      natted.push_back(i);
+      nat_domains.push_back(placement[i].subnet);
+    }
+  }
+  auto view = std::make_shared<const View>(ids, natted, nat_domains);
+  const NodeConfig base = node_config(s_);
+  std::vector<std::unique_ptr<Node>> nodes;
+  nodes.reserve(n_);
+  for (NodeId i = 0; i < n_; ++i) {
+    NodeConfig cfg = base;
+    cfg.self = i;
+    cfg.seed = s_.seed * 0x9E3779B97F4A7C15ULL + i;
+    nodes.push_back(std::make_unique<Node>(cfg, view));
+  }
+  return nodes;
+}
+
+std::vector<RunBook::Crash> RunBook::plan_crashes() {
+  std::vector<bool> origin(n_, false);
+  for (auto o : s_.workload.origins) origin[o] = true;
+  std::vector<Crash> out;
+  for (const auto& c : s_.crashes) {
+    std::vector<NodeId> victims(c.nodes.begin(), c.nodes.end());
+    std::uint32_t want = c.count;
+    if (c.fraction > 0) want = static_cast<std::uint32_t>(std::llround(c.fraction * n_));
+    if (want > 0) {
+      std::vector<NodeId> pool;
+      for (NodeId i = 0; i < n_; ++i)
+        if (!origin[i]) pool.push_back(i);
+      for (std::uint32_t k = 0; k < want && !pool.empty(); ++k) {
+        auto pick = static_cast<std::size_t>(rng_.below(pool.size()));
+        victims.push_back(pool[pick]);
+        pool[pick] = pool.back();
+        pool.pop_back();
+      }
+    }
+    for (auto v : victims) out.push_back(Crash{c.at_s, v});
+  }
+  return out;
+}
+
+std::vector<double> RunBook::warmup_starts() const {
+  std::vector<double> out;
+  for (std::uint32_t k = 0; k < s_.workload.warmup_broadcasts; ++k)
+    out.push_back(s_.workload.start_s + k / s_.workload.rate_per_s);
+  return out;
+}
+
+double RunBook::measured_earliest_s() const {
+  const double learn_s = static_cast<double>(learning_time(node_config(s_))) / 1e6;
+  return s_.workload.start_s + std::max(s_.workload.warmup_broadcasts / s_.workload.rate_per_s, learn_s);
+}
+
+bool RunBook::islands_settled(const std::vector<std::unique_ptr<Node>>& nodes, double now_s) {
+  if (learning_deadline_s_ == 0) learning_deadline_s_ = measured_earliest_s() + kMaxLearning_s;
+  std::optional<std::uint64_t> hash;
+  bool agreed = true;
+  for (NodeId i = 0; i < nodes.size() && agreed; ++i) {
+    if (is_crashed(i)) continue;
+    const std::uint64_t h = nodes[i]->island_hash();
+    agreed = !hash || *hash == h;
+    hash = h;
+  }
+  if (!agreed && now_s < learning_deadline_s_) return false;
+  result_.islands_agreed = agreed;
+  return true;
+}
+
+std::vector<std::pair<std::uint32_t, double>> RunBook::measured_starts(double from_s) {
+  result_.measured_from_s = from_s;
+  std::vector<std::pair<std::uint32_t, double>> out;
+  const std::uint32_t warm = s_.workload.warmup_broadcasts;
+  for (std::uint32_t k = warm; k < total_; ++k) out.emplace_back(k, from_s + (k - warm) / s_.workload.rate_per_s);
+  return out;
+}
+
+std::optional<NodeId> RunBook::start_broadcast(std::uint32_t index, std::vector<std::unique_ptr<Node>>& nodes,
+                                               double now_s) {
+  const auto& origins = s_.workload.origins;
+  NodeId origin = origins.empty() ? static_cast<NodeId>(rng_.below(n_)) : origins[index % origins.size()];
+  // A crashed origin cannot broadcast: the next live node takes its turn.
+  for (std::uint32_t k = 0; k < n_ && is_crashed(origin); ++k) origin = (origin + 1) % n_;
+  if (is_crashed(origin)) {
+    ++skipped_;
+    return std::nullopt;
+  }
+  // The islands the origin plans with when measurement begins.
+  if (index == s_.workload.warmup_broadcasts) result_.islands = static_cast<std::uint32_t>(nodes[origin]->island_count());
+
+  wire::Bytes payload(s_.workload.payload_bytes);
+  for (std::size_t i = 0; i < payload.size(); ++i) payload[i] = static_cast<std::uint8_t>(index * 31u + i);
+  const MessageId id = nodes[origin]->broadcast(std::move(payload), static_cast<Micros>(std::llround(now_s * 1e6)));
+  index_of_[id] = index;
+  result_.broadcasts.push_back(
+      BroadcastRecord{index, origin, id.seq, now_s, index < s_.workload.warmup_broadcasts});
+  delivered_[index].assign(n_, false);
+  start_s_[index] = now_s;
+  for (NodeId i = 0; i < n_; ++i) expected_total_ += is_crashed(i) ? 0 : 1;
+  ++started_;
+  return origin;
+}
+
+void RunBook::crashed(NodeId n, double now_s) {
+  if (!is_crashed(n)) result_.crashed_at_s[n] = now_s;
+}
+
+std::optional<std::uint32_t> RunBook::broadcast_index(const MessageId& id) const {
+  auto it = index_of_.find(id);
+  if (it == index_of_.end()) return std::nullopt;
+  return it->second;
+}
+
+void RunBook::take_deliveries(NodeId n, Node& node, double now_s) {
+  while (auto d = node.poll_delivery()) {
+    const auto b = broadcast_index(d->id);
+    if (!b) continue;
+    auto& seen = delivered_[*b];
+    if (seen[n]) {
+      ++result_.duplicates;
+      continue;
+    }
+    seen[n] = true;
+    ++delivered_total_;
+    if (d->flags & wire::Broadcast::kRepair) ++result_.traffic[*b].delivered_by_repair;
+    else if (d->flags & wire::Broadcast::kForced) ++result_.traffic[*b].delivered_by_forced;
+    result_.deliveries.push_back(DeliveryRecord{*b, n, d->round, now_s - start_s_[*b], d->channel});
+  }
+}
+
+void RunBook::account(const Transmit& t) {
+  // Each message counts for the broadcast it is about (or for control traffic); the frame's own
+  // overhead goes with its first message.
+  std::size_t overhead = t.wire_size();
+  for (const auto& p : t.parts) overhead -= p.bytes;
+  for (std::size_t i = 0; i < t.parts.size(); ++i) {
+    const TransmitPart& p = t.parts[i];
+    Traffic* bucket = &result_.control;
+    if (p.subject)
+      if (auto b = broadcast_index(*p.subject)) bucket = &result_.traffic[*b];
+    const std::uint64_t bytes = p.bytes + (i == 0 ? overhead : 0);
+    if (t.channel == Channel::multicast) {
+      bucket->multicast_messages += i == 0 ? 1 : 0;  // one datagram
+      bucket->multicast_bytes += bytes;
+      continue;
+    }
+    bucket->tcp_messages += 1;
+    bucket->tcp_bytes += bytes;
+    if (p.kind == TrafficKind::repair) {
+      bucket->repair_messages += 1;
+      bucket->repair_bytes += p.bytes;
+    } else if (p.kind == TrafficKind::forced) {
+      bucket->forced_messages += 1;
+      bucket->forced_bytes += p.bytes;
+    }
+  }
+}
+
+bool RunBook::complete() const { return started_ + skipped_ == total_ && delivered_total_ == expected_total_; }
+
+double RunBook::done_fraction() const {
+  return expected_total_ ? double(delivered_total_) / double(expected_total_) : 0.0;
+}
+
+RunResult RunBook::finish(const std::vector<std::unique_ptr<Node>>& nodes, std::uint64_t events, double simulated_s,
+                          double wall_s) {
+  for (const auto& node : nodes) {
+    const auto& c = node->counters();
+    result_.redelegations += c.redelegations;
+    result_.repairs += c.repairs_sent;
+    result_.forced_tcp += c.forced_tcp;
+  }
+  result_.events = events;
+  result_.simulated_s = simulated_s;
+  result_.wall_s = wall_s;
+  std::stable_sort(result_.deliveries.begin(), result_.deliveries.end(),
+                   [](const DeliveryRecord& a, const DeliveryRecord& b) {
+                     return a.broadcast != b.broadcast ? a.broadcast < b.broadcast : a.time_s < b.time_s;
+                   });
+  return std::move(result_);
+}
+
+}  // namespace mixcast::sim
