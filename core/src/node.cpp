@@ -217,9 +217,12 @@ void Node::accept(const wire::Broadcast& b, Channel channel, Micros now) {
 }
 
 void Node::handle_broadcast(NodeId from, Channel channel, wire::Broadcast&& b, Micros now) {
-  accept(b, channel, now);
+  const bool relay = channel == Channel::tcp && (b.flags & wire::Broadcast::kRelay) && b.relay_to != cfg_.self;
+  // A relay is not our copy: we only pass it on. Our own copy comes through the plan; delivering
+  // whichever arrives first would make our round depend on timing.
+  if (!relay) accept(b, channel, now);
   if (channel != Channel::tcp || b.targets.kind == wire::Targets::Kind::none) {
-    if (channel == Channel::tcp && (b.flags & wire::Broadcast::kRelay) && b.relay_to != cfg_.self) {
+    if (relay) {
       // A leaf for a NATed node behind us: pass it on over the link it opened.
       ++counters_.relayed;
       const MessageId id{b.origin, b.seq};
@@ -241,11 +244,13 @@ void Node::handle_broadcast(NodeId from, Channel channel, wire::Broadcast&& b, M
                     view_->hash()},
           0, id, TrafficKind::ack);
   if (!understood) return;
-  hold(id, b.round, b.flags & wire::Broadcast::kControl, b.payload);
-  if ((b.flags & wire::Broadcast::kRelay) && b.relay_to != cfg_.self) {
+  hold(id, b.round, b.flags & wire::Broadcast::kControl, b.payload, relay);
+  if (relay) {
     // We are the gateway of the delegate: hand it the whole delegation over its link.
     ++counters_.relayed;
-    send_delegation(id, b.relay_to, std::move(set), now);
+    // One hop more than it reached us, whatever this node has sent of the message itself: the
+    // relay's round must not depend on when our own copy arrived.
+    send_delegation(id, b.relay_to, std::move(set), now, false, b.round + 1);
   } else if (set.over_islands()) {
     cover(id, set.slice(1, set.size()), now);
     cover_own_island(id, now);
@@ -329,12 +334,16 @@ void Node::handle_ack(NodeId from, const wire::Ack& ack, Micros now) {
 
 // ---------------------------------------------------------------- sending
 
-Node::Active& Node::hold(const MessageId& id, std::uint32_t round, std::uint8_t flags, const wire::Bytes& payload) {
+Node::Active& Node::hold(const MessageId& id, std::uint32_t round, std::uint8_t flags, const wire::Bytes& payload,
+                        bool relay) {
   auto [it, inserted] = active_.try_emplace(id);
   if (inserted) {
     it->second.payload = std::make_shared<const wire::Bytes>(payload);
-    it->second.round = round;
     it->second.flags = flags;
+  }
+  if (inserted || (it->second.relay_only && !relay)) {
+    it->second.round = round;  // our own copy sets the round our sends count from, not a relay
+    it->second.relay_only = relay;
   }
   ++it->second.pending;  // held while the caller works on it; release() drops it
   return it->second;
@@ -408,10 +417,12 @@ std::optional<NodeId> Node::gateway_for(NodeId natted) const {
   return std::nullopt;  // no gateway left: try directly
 }
 
-void Node::send_delegation(const MessageId& id, NodeId head, TargetSet set, Micros now, bool as_list) {
+void Node::send_delegation(const MessageId& id, NodeId head, TargetSet set, Micros now, bool as_list,
+                           std::optional<std::uint32_t> relay_round) {
   Active& a = active_.at(id);
-  ++a.sends;
+  if (!relay_round) ++a.sends;  // a relay is not one of this node's own sends
   wire::Broadcast b = message_for(id, a);
+  if (relay_round) b.round = *relay_round;
   const bool ranges = !as_list && !foreign_view_.count(head);
   if (set.over_islands()) {
     const bool leaf = set.size() == 1 && islands_.island(set.island_at(0)).size() == 1;

@@ -208,7 +208,7 @@ RunResult run_engine(const std::string& engine, const Scenario& s, const mixcast
 
 struct RunArgs {
   std::string scenario;
-  std::string engine = "model";
+  std::string engine = kDefaultEngine;
   std::string mode;
   std::string nodes;
   std::string seed;
@@ -270,7 +270,7 @@ int cmd_run(const RunArgs& a) {
 
 struct SweepArgs {
   std::string scenario;
-  std::string engine = "model";
+  std::string engine = kDefaultEngine;
   std::string nodes;
   std::string modes;
   std::string seeds = "1";
@@ -326,6 +326,9 @@ int cmd_sweep(const SweepArgs& a) {
   }
   const std::uint64_t seeds = parse_uint("--seeds", a.seeds, 1, 1000000);
   const std::uint64_t jobs_wanted = parse_uint("--jobs", a.jobs, 1, 1024);
+  if (a.engine == "ns3" && jobs_wanted > 1)
+    throw UsageError("--jobs " + a.jobs + ": ns-3 keeps global state, so the ns3 engine runs one simulation per "
+                     "process; use --jobs 1, or run several mixcast-sim processes side by side");
   check_sets(a.sets);
 
   // The base scenario gives the default mode and the first seed.
@@ -471,7 +474,7 @@ int main(int argc, char** argv) {
   RunArgs ra;
   CLI::App* run = app.add_subcommand("run", "Run one scenario and write summary.json, deliveries.csv, broadcasts.csv");
   run->add_option("scenario", ra.scenario, "Scenario YAML file")->type_name("SCENARIO")->required();
-  run->add_option("--engine", ra.engine, "Simulation engine (only 'model' is built into this binary)")
+  run->add_option("--engine", ra.engine, std::string("Simulation engine: ") + kEngines)
       ->type_name("ENGINE")
       ->capture_default_str();
   run->add_option("--mode", ra.mode, "Protocol mode: tcp or mixed (default: the scenario's protocol.mode)")
@@ -503,7 +506,8 @@ int main(int argc, char** argv) {
   sweep->add_option("--jobs,-j", sa.jobs, "Runs in parallel (independent runs on separate threads)")
       ->type_name("J")
       ->capture_default_str();
-  sweep->add_option("--engine", sa.engine, "Simulation engine (only 'model' is built into this binary)")
+  sweep->add_option("--engine", sa.engine,
+                    std::string("Simulation engine: ") + kEngines + " (ns3 runs one simulation at a time)")
       ->type_name("ENGINE")
       ->capture_default_str();
   sweep->add_option("--set", sa.sets, set_help)->allow_extra_args(false)->type_name("KEY=VALUE");

@@ -1,6 +1,8 @@
 #include "mixcast/sim/metrics.hpp"
 
 #include <algorithm>
+#include <cctype>
+#include <map>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -70,6 +72,45 @@ std::string format_duration(double s) {
 }
 
 }  // namespace
+
+// Packet-level bytes per link kind: all rounds of the measured broadcasts (round 0, what no
+// measured broadcast rode in, is reported apart), and the busiest link in one round.
+static nlohmann::json link_summary(const RunResult& result, std::uint64_t broadcasts) {
+  nlohmann::json out = nlohmann::json::object();
+  for (LinkKind kind : {LinkKind::lan, LinkKind::wan, LinkKind::nat}) {
+    std::uint64_t measured = 0, other = 0;
+    std::map<std::pair<std::uint32_t, std::uint32_t>, std::uint64_t> per_link_round;  // channels summed
+    bool any = false;
+    for (const LinkRound& r : result.link_rounds) {
+      if (result.links[r.link].kind != kind) continue;
+      any = true;
+      if (r.round == 0) {
+        other += r.bytes;
+        continue;
+      }
+      measured += r.bytes;
+      per_link_round[{r.link, r.round}] += r.bytes;
+    }
+    bool has_link = false;
+    for (const LinkInfo& l : result.links) has_link = has_link || l.kind == kind;
+    if (!any && !has_link) continue;
+    nlohmann::json busiest = nullptr;
+    std::uint64_t peak = 0;
+    for (const auto& [key, bytes] : per_link_round)
+      if (bytes > peak) {
+        peak = bytes;
+        busiest = {{"link", result.links[key.first].name},
+                   {"round", key.second},
+                   {"bytes_per_broadcast", per_broadcast(bytes, broadcasts)}};
+      }
+    std::string name = to_string(kind);
+    std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
+    out[name] = {{"bytes_per_broadcast", per_broadcast(measured, broadcasts)},
+                 {"busiest_round", busiest},
+                 {"other_bytes", other}};
+  }
+  return out;
+}
 
 nlohmann::json summarize(const RunResult& result) {
   const Scenario& sc = result.scenario;
@@ -180,6 +221,7 @@ nlohmann::json summarize(const RunResult& result) {
   j["simulated_s"] = result.simulated_s;
   j["wall_s"] = result.wall_s;
   j["events"] = result.events;
+  if (!result.links.empty()) j["links"] = link_summary(result, m.broadcasts);
   j["warmup"] = {
       {"broadcasts", w.broadcasts},
       {"measured_from_s", result.measured_from_s},
@@ -235,6 +277,26 @@ void write_outputs(const RunResult& result, const nlohmann::json& summary, const
             static_cast<unsigned long long>(b.seq), b.start_s, b.warmup ? 1 : 0);
   }
   write_file(p / "broadcasts.csv", csv);
+
+  if (result.links.empty()) return;
+  const double broadcasts = summary.value("broadcasts", 0.0);
+  csv = "link,kind,round,channel,bytes,packets,bytes_per_broadcast\n";
+  for (const LinkRound& r : result.link_rounds) {
+    const LinkInfo& l = result.links[r.link];
+    // Link names come from scenario names: quote them as CSV needs.
+    if (l.name.find_first_of(",\"\n") == std::string::npos) {
+      csv += l.name;
+    } else {
+      csv += '"';
+      for (char c : l.name) csv += c == '"' ? std::string("\"\"") : std::string(1, c);
+      csv += '"';
+    }
+    appendf(csv, ",%s,%u,%s,%llu,%llu,%.1f\n", to_string(l.kind), static_cast<unsigned>(r.round),
+            r.channel == Channel::local ? "other" : std::string(to_string(r.channel)).c_str(),
+            static_cast<unsigned long long>(r.bytes), static_cast<unsigned long long>(r.packets),
+            r.round > 0 && broadcasts > 0 ? static_cast<double>(r.bytes) / broadcasts : 0.0);
+  }
+  write_file(p / "links.csv", csv);
 }
 
 std::string human_summary(const nlohmann::json& s) {

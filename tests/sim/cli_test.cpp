@@ -127,7 +127,7 @@ void expect_summary_keys(const nlohmann::json& j) {
 
 TEST_F(Cli, RunWritesSummaryAndTables) {
   const fs::path out = dir_ / "run";
-  const Outcome o = run("run " + small() + " --out " + quote(out.string()));
+  const Outcome o = run("run " + small() + " --engine model --out " + quote(out.string()));
   ASSERT_EQ(o.code, 0) << o.err;
   const auto lines = lines_of(o.out);
   ASSERT_FALSE(lines.empty());
@@ -151,7 +151,7 @@ TEST_F(Cli, RunWritesSummaryAndTables) {
 }
 
 TEST_F(Cli, DefaultOutputDirectoryIsUnderResults) {
-  const Outcome o = run("run " + small() + " --quiet --mode tcp --seed 11");
+  const Outcome o = run("run " + small() + " --engine model --quiet --mode tcp --seed 11");
   ASSERT_EQ(o.code, 0) << o.err;
   const auto lines = lines_of(o.out);
   ASSERT_EQ(lines.size(), 1u) << o.out;  // --quiet: only the results line
@@ -165,7 +165,7 @@ TEST_F(Cli, DefaultOutputDirectoryIsUnderResults) {
 
 TEST_F(Cli, JsonFlagPrintsTheSummary) {
   const fs::path out = dir_ / "json";
-  const Outcome o = run("run " + small() + " --json --out " + quote(out.string()));
+  const Outcome o = run("run " + small() + " --engine model --json --out " + quote(out.string()));
   ASSERT_EQ(o.code, 0) << o.err;
   const nlohmann::json printed = nlohmann::json::parse(o.out);
   expect_summary_keys(printed);
@@ -174,8 +174,8 @@ TEST_F(Cli, JsonFlagPrintsTheSummary) {
 
 TEST_F(Cli, SameSeedGivesIdenticalOutputs) {
   const fs::path a = dir_ / "a", b = dir_ / "b";
-  ASSERT_EQ(run("run " + small() + " --seed 5 --quiet --out " + quote(a.string())).code, 0);
-  ASSERT_EQ(run("run " + small() + " --seed 5 --quiet --out " + quote(b.string())).code, 0);
+  ASSERT_EQ(run("run " + small() + " --engine model --seed 5 --quiet --out " + quote(a.string())).code, 0);
+  ASSERT_EQ(run("run " + small() + " --engine model --seed 5 --quiet --out " + quote(b.string())).code, 0);
   nlohmann::json ja = nlohmann::json::parse(slurp(a / "summary.json"));
   nlohmann::json jb = nlohmann::json::parse(slurp(b / "summary.json"));
   EXPECT_EQ(ja["seed"], 5u);
@@ -211,7 +211,11 @@ TEST_F(Cli, BadInputExitsWithCode2AndNamesTheProblem) {
       {"run " + scenario() + " --nodes many", "many"},
       {"run " + scenario() + " --mode foo", "foo"},
       {"run " + scenario() + " --seed -1", "--seed"},
+#ifndef MIXCAST_HAVE_NS3
       {"run " + scenario() + " --engine ns3", "ns3"},
+#else
+      {"sweep " + scenario() + " --engine ns3 --jobs 2 --nodes 8 --out " + quote((dir_ / "sw").string()), "--jobs"},
+#endif
       {"run " + scenario() + " --engine warp", "warp"},
       {"run " + scenario() + " --frobnicate", "frobnicate"},
       {"run " + scenario() + " --set no_such_key_xyz=1", "no_such_key_xyz"},
@@ -235,6 +239,24 @@ TEST_F(Cli, BadInputExitsWithCode2AndNamesTheProblem) {
   }
 }
 
+#ifdef MIXCAST_HAVE_NS3
+// In a build with ns-3 the default engine is ns3, and it writes links.csv besides the common files.
+TEST_F(Cli, DefaultEngineIsNs3AndWritesLinkTable) {
+  const fs::path out = dir_ / "ns3run";
+  const Outcome o = run("run " + small() + " --quiet --out " + quote(out.string()));
+  ASSERT_EQ(o.code, 0) << o.err;
+  const nlohmann::json j = nlohmann::json::parse(slurp(out / "summary.json"));
+  expect_summary_keys(j);
+  EXPECT_EQ(j["engine"], "ns3");
+  EXPECT_EQ(j["delivery_ratio"], 1.0);
+  ASSERT_TRUE(j.contains("links")) << j.dump(2);
+  EXPECT_GT(j["links"]["lan"]["bytes_per_broadcast"].get<double>(), 0.0);
+  const auto links = lines_of(slurp(out / "links.csv"));
+  ASSERT_GT(links.size(), 1u);
+  EXPECT_EQ(links[0], "link,kind,round,channel,bytes,packets,bytes_per_broadcast");
+}
+#endif
+
 TEST_F(Cli, HelpAndVersion) {
   Outcome o = run("--help");
   EXPECT_EQ(o.code, 0);
@@ -251,7 +273,7 @@ TEST_F(Cli, HelpAndVersion) {
 
 TEST_F(Cli, SweepWritesOneRowPerRunInGridOrder) {
   const fs::path out = dir_ / "sweep";
-  const Outcome o = run("sweep " + small() + " --nodes 8,12 --modes tcp,mixed --seeds 2 --jobs 2 --quiet --out " +
+  const Outcome o = run("sweep " + small() + " --engine model --nodes 8,12 --modes tcp,mixed --seeds 2 --jobs 2 --quiet --out " +
                         quote(out.string()));
   ASSERT_EQ(o.code, 0) << o.err;
   const auto rows = lines_of(slurp(out / "sweep.csv"));

@@ -147,6 +147,7 @@ class Node {
     std::uint32_t round = 0;  // round in which this node received it
     std::uint32_t sends = 0;  // sends made so far: the k-th send reaches round + k
     std::uint32_t pending = 0;
+    bool relay_only = false;  // held only to relay it to a NATed node, not received for ourselves
   };
   struct Pending {
     NodeId peer = 0;  // who must ack: the delegate, or the gateway relaying to it
@@ -184,11 +185,13 @@ class Node {
   void resend(NodeId to, std::uint64_t first_mseq, std::uint64_t last_mseq);  // retained multicasts over TCP
   void accept(const wire::Broadcast& b, Channel channel, Micros now);
   bool interpret_targets(const wire::Broadcast& b, TargetSet& out);
-  Active& hold(const MessageId& id, std::uint32_t round, std::uint8_t flags, const wire::Bytes& payload);
+  Active& hold(const MessageId& id, std::uint32_t round, std::uint8_t flags, const wire::Bytes& payload,
+               bool relay = false);
   void release(const MessageId& id);
   void cover(const MessageId& id, TargetSet rest, Micros now);
   void delegate(const MessageId& id, TargetSet set, Micros now);
-  void send_delegation(const MessageId& id, NodeId head, TargetSet set, Micros now, bool as_list = false);
+  void send_delegation(const MessageId& id, NodeId head, TargetSet set, Micros now, bool as_list = false,
+                       std::optional<std::uint32_t> relay_round = std::nullopt);
   void cover_own_island(const MessageId& id, Micros now);
   void fail_pending(std::uint64_t token, Micros now);
   std::optional<NodeId> pick_island_delegate(const std::vector<NodeId>& members, const MessageId& id) const;
