@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # README command 1: installs the dependencies, builds the release preset and runs one scenario
-# on the model engine; prints the human summary and where the results are.
+# on the default engine (ns-3 when it was found at build time); prints the human summary and
+# where the results are.
 # Usage: bash scripts/run.sh [SCENARIO] [extra 'mixcast-sim run' arguments]
 #   bash scripts/run.sh                                   # scenarios/multi-subnet.yaml
 #   bash scripts/run.sh scenarios/lan.yaml --mode mixed --nodes 200
