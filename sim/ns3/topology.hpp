@@ -32,7 +32,7 @@ struct Topology {
 };
 
 // Throws sim::ScenarioError when the scenario does not fit the address plan (over 255 subnets or
-// 65,533 hosts in one subnet). `seed` seeds the error models.
+// 65,533 hosts in one subnet). Error models draw from ns-3's seeded streams, assigned in build order.
 Topology build_topology(const sim::Scenario& s, LinkBytes& link_bytes);
 
 }  // namespace mixcast::ns3sim
