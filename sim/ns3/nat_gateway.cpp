@@ -167,16 +167,24 @@ NatGateway::Mapping* NatGateway::FindOrCreateMapping(std::uint8_t protocol, ns3:
   return &by_public_.emplace(std::make_pair(protocol, public_port), std::move(m)).first->second;
 }
 
+bool NatGateway::Translatable(ns3::Ptr<const ns3::Packet> p, const ns3::Ipv4Header& header, std::uint16_t& sport,
+                              std::uint16_t& dport) {
+  // Whole (unfragmented) TCP or UDP packets only: the ports are in the first fragment alone.
+  const std::uint8_t protocol = header.GetProtocol();
+  if (!header.IsLastFragment() || header.GetFragmentOffset() != 0 || (protocol != kTcp && protocol != kUdp) ||
+      !PeekPorts(p, protocol, sport, dport)) {
+    ++counters_.unsupported;
+    return false;
+  }
+  return true;
+}
+
 bool NatGateway::TranslateOutbound(ns3::Ptr<const ns3::Packet> p, const ns3::Ipv4Header& header,
                                    const UnicastForwardCallback& ucb) {
   const std::uint8_t protocol = header.GetProtocol();
   std::uint16_t sport = 0;
   std::uint16_t dport = 0;
-  if (!header.IsLastFragment() || header.GetFragmentOffset() != 0 || (protocol != kTcp && protocol != kUdp) ||
-      !PeekPorts(p, protocol, sport, dport)) {
-    ++counters_.unsupported;
-    return true;
-  }
+  if (!Translatable(p, header, sport, dport)) return true;
   Mapping* m = FindOrCreateMapping(protocol, header.GetSource(), sport);
   if (m == nullptr) {
     ++counters_.unsupported;  // public ports exhausted
@@ -201,11 +209,7 @@ bool NatGateway::TranslateInbound(ns3::Ptr<const ns3::Packet> p, const ns3::Ipv4
   const std::uint8_t protocol = header.GetProtocol();
   std::uint16_t sport = 0;
   std::uint16_t dport = 0;
-  if (!header.IsLastFragment() || header.GetFragmentOffset() != 0 || (protocol != kTcp && protocol != kUdp) ||
-      !PeekPorts(p, protocol, sport, dport)) {
-    ++counters_.unsupported;
-    return true;
-  }
+  if (!Translatable(p, header, sport, dport)) return true;
   auto it = by_public_.find({protocol, dport});
   if (it == by_public_.end() || it->second.remotes.count({header.GetSource().Get(), sport}) == 0) {
     ++counters_.unsolicited;

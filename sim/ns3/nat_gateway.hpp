@@ -71,6 +71,9 @@ class NatGateway : public ns3::Ipv4RoutingProtocol {
     std::set<std::pair<std::uint32_t, std::uint16_t>> remotes;  // (address, port) the inside host sent to
   };
 
+  // Counts and refuses what the NAT cannot translate; otherwise reads the L4 ports.
+  bool Translatable(ns3::Ptr<const ns3::Packet> p, const ns3::Ipv4Header& header, std::uint16_t& sport,
+                    std::uint16_t& dport);
   bool TranslateOutbound(ns3::Ptr<const ns3::Packet> p, const ns3::Ipv4Header& header,
                          const UnicastForwardCallback& ucb);
   bool TranslateInbound(ns3::Ptr<const ns3::Packet> p, const ns3::Ipv4Header& header,
