@@ -10,6 +10,8 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-14 libfuzzer-14-dev libclang-rt-14-dev
   libns3-dev ns3 libgsl-dev
+  libboost-dev libspdlog-dev libfmt-dev
+  python3-dev pybind11-dev python3-numpy python3-matplotlib python3-pytest python3-distributed
 )
 
 missing=()
