@@ -8,7 +8,12 @@ std::optional<Reachability::Gap> Reachability::heard(NodeId sender, std::uint64_
   Heard& h = heard_[sender];
   std::optional<Gap> gap;
   // Gaps only count once we have heard this sender recently; a stranger's history is not ours to repair.
-  if (h.highest > 0 && mseq > h.highest + 1 && now - h.last_heard <= expiry_) gap = Gap{h.highest + 1, mseq - 1};
+  const bool recent = h.highest > 0 && now - h.last_heard <= expiry_;
+  if (recent && mseq > h.highest + 1) gap = Gap{h.highest + 1, mseq - 1};
+  if (!recent) {
+    h.streak_since = now;
+    h.listed = false;
+  }
   if (mseq > h.highest) h.highest = mseq;
   ++h.since_confirm;
   h.last_heard = now;

@@ -177,7 +177,13 @@ Micros Node::next_timeout() {
 
 void Node::handle(NodeId from, Channel channel, wire::Message&& m, Micros now) {
   if (auto* b = std::get_if<wire::Broadcast>(&m)) return handle_broadcast(from, channel, std::move(*b), now);
-  if (channel != Channel::tcp) return;  // only broadcasts count on multicast (after the header)
+  if (channel == Channel::multicast) {  // after the header: broadcasts and heard lists only
+    // Named in a heard list: the hearer heard us since its previous list, so it heard, or asked to
+    // repair, everything we sent before that (tick() keeps list_covers_mseq_).
+    if (auto* l = std::get_if<wire::HeardList>(&m); l && mixed() && l->contains(cfg_.self))
+      reach_.confirmed(from, list_covers_mseq_, now);
+    return;
+  }
   if (auto* a = std::get_if<wire::Ack>(&m)) return handle_ack(from, *a, now);
   if (auto* h = std::get_if<wire::Hello>(&m)) {
     if (h->view_hash != view_->hash()) foreign_view_.insert(from);
@@ -546,10 +552,46 @@ void Node::send_leaf(const MessageId& id, Active& a, NodeId to, std::uint8_t fla
           (flags & wire::Broadcast::kForced) ? TrafficKind::forced : TrafficKind::data);
 }
 
-void Node::multicast(std::optional<wire::Broadcast> b, Micros now) {
+void Node::multicast_heard(const std::vector<NodeId>& heard, Micros now) {
+  std::vector<wire::HeardList::Run> runs;
+  for (NodeId id : heard) {  // sorted
+    if (!runs.empty() && std::uint64_t{runs.back().first} + runs.back().count == id) ++runs.back().count;
+    else runs.push_back({id, 1});
+  }
+  // Datagrams stay under max_datagram_bytes: scattered ids may take several.
+  const std::size_t fixed = 1 + 16 + 4 + wire::varint_size(runs.size());  // version, header, list head
+  std::size_t first = 0;
+  while (first < runs.size()) {
+    std::size_t bytes = fixed, last = first;
+    std::optional<std::uint64_t> previous_end;
+    while (last < runs.size()) {
+      const std::size_t e = wire::heard_run_size(runs[last], previous_end);
+      if (last > first && bytes + e > cfg_.max_datagram_bytes) break;
+      bytes += e;
+      previous_end = std::uint64_t{runs[last].first} + runs[last].count;
+      ++last;
+    }
+    wire::HeardList list;
+    list.runs.assign(runs.begin() + static_cast<std::ptrdiff_t>(first), runs.begin() + static_cast<std::ptrdiff_t>(last));
+    ++counters_.heard_lists;
+    multicast(std::nullopt, now, std::move(list));
+    first = last;
+  }
+}
+
+std::uint64_t Node::mseq_sent_by(Micros t) const {
+  for (std::uint64_t m = mseq_; m > 0 && mseq_ - m < cfg_.retention; --m) {
+    const Retained* r = retained(m);
+    if (r && r->at <= t) return m;
+  }
+  return 0;
+}
+
+void Node::multicast(std::optional<wire::Broadcast> b, Micros now, std::optional<wire::HeardList> heard) {
   const std::uint64_t m = ++mseq_;
   last_beacon_ = now;  // any multicast serves as a beacon
   std::vector<wire::Message> msgs{wire::McastHeader{cfg_.self, m}};
+  if (heard) msgs.push_back(std::move(*heard));
   std::optional<MessageId> subject;
   if (b) {
     msgs.push_back(*b);
@@ -562,7 +604,7 @@ void Node::multicast(std::optional<wire::Broadcast> b, Micros now) {
   retained_[slot] = std::move(r);
   const TrafficKind kind = subject ? TrafficKind::data : TrafficKind::control;
   Outgoing o{kMulticastGroup, Channel::multicast, wire::FrameBuilder{},
-             subject ? std::get<wire::Broadcast>(msgs[1]).round : 0, subject, kind, {}};
+             subject ? std::get<wire::Broadcast>(msgs.back()).round : 0, subject, kind, {}};
   for (const auto& msg : msgs) o.add(msg, subject, kind);
   out_.push_back(std::move(o));
 }
@@ -571,30 +613,46 @@ void Node::multicast(std::optional<wire::Broadcast> b, Micros now) {
 
 void Node::tick(Micros now) {
   next_tick_ = now + cfg_.confirm_interval;
-  // Confirm what we heard: one small message per sender per interval.
-  std::vector<NodeId> senders;
+  // A healthy hearer names us in a heard list at least every beacon interval (ticks add up to a
+  // confirm interval): not hearing from it for longer than this means it has gone silent.
+  const Micros silent = 2 * cfg_.beacon_interval + cfg_.confirm_interval;
+  // A list that names us arrives at most a list period plus a tick after the multicast it heard, so
+  // it confirms whatever we had sent before that (a gap before it the hearer repairs itself).
+  list_covers_mseq_ = mseq_sent_by(now - cfg_.beacon_interval - 2 * cfg_.confirm_interval);
+
+  // Confirm what we heard: one multicast list names every sender heard since the last list. It goes
+  // out in place of a beacon, and at once when a sender is new so islands form quickly. A sender that
+  // has not confirmed hearing us for a while cannot hear our lists (its own lists would name us): it
+  // gets a TCP Confirm instead.
+  std::vector<NodeId> heard;
+  bool fresh = false;
   for (auto& [sender, h] : reach_.heard_from())
-    if (h.since_confirm > 0) senders.push_back(sender);
-  std::sort(senders.begin(), senders.end());
-  for (NodeId s : senders) {
-    auto& h = reach_.heard_from()[s];
-    enqueue(s, Channel::tcp, wire::Confirm{s, h.highest, h.since_confirm}, 0, std::nullopt, TrafficKind::control);
-    h.since_confirm = 0;
-    ++counters_.confirms_sent;
-  }
-  // Missing confirmations. A hearer that hears anything from us confirms within a beacon and a
-  // confirm interval, and reports gaps itself. One that has gone silent for longer may have lost the
-  // tail of our stream and hears nothing that would reveal the gap: resend it what it has not
-  // confirmed, over TCP, once. (It stops counting as a hearer when its confirmations expire.)
-  const Micros silent = cfg_.beacon_interval + 2 * cfg_.confirm_interval;
-  std::uint64_t settled_mseq = 0;  // the last multicast that a healthy hearer would have confirmed by now
-  for (std::uint64_t m = mseq_; m > 0 && mseq_ - m < cfg_.retention; --m) {
-    const Retained* r = retained(m);
-    if (r && r->at <= now - silent) {
-      settled_mseq = m;
-      break;
+    if (h.since_confirm > 0) {
+      heard.push_back(sender);
+      fresh = fresh || !h.listed;
     }
+  if (!heard.empty() && (fresh || now - last_list_ >= cfg_.beacon_interval)) {
+    last_list_ = now;
+    std::sort(heard.begin(), heard.end());
+    for (NodeId s : heard) {
+      auto& h = reach_.heard_from()[s];
+      const auto hearer = reach_.hearers().find(s);
+      const Micros confirmed_at =
+          hearer == reach_.hearers().end() ? h.streak_since : std::max(h.streak_since, hearer->second.last_confirm);
+      if (now - confirmed_at > silent) {
+        enqueue(s, Channel::tcp, wire::Confirm{s, h.highest, h.since_confirm}, 0, std::nullopt, TrafficKind::control);
+        ++counters_.confirms_sent;
+      }
+      h.since_confirm = 0;
+      h.listed = true;
+    }
+    multicast_heard(heard, now);
   }
+
+  // Missing confirmations. A healthy hearer reports gaps itself. One that has gone silent may have
+  // lost the tail of our stream and hears nothing that would reveal the gap: resend it what it has
+  // not confirmed, over TCP, once. (It stops counting as a hearer when its confirmations expire.)
+  const std::uint64_t settled_mseq = mseq_sent_by(now - silent);  // a healthy hearer has confirmed it by now
   if (settled_mseq > 0) {
     std::vector<NodeId> lagging;
     for (auto& [n, h] : reach_.hearers())

@@ -1,5 +1,7 @@
 #include "mixcast/core/wire.hpp"
 
+#include <algorithm>
+#include <iterator>
 #include <limits>
 
 namespace mixcast::wire {
@@ -109,6 +111,19 @@ struct Reader {
   }
 };
 
+}  // namespace
+
+std::size_t heard_run_size(const HeardList::Run& run, std::optional<std::uint64_t> previous_end) {
+  return varint_size(run.first - previous_end.value_or(0)) + varint_size(run.count - 1);
+}
+
+bool HeardList::contains(NodeId id) const {
+  auto it = std::upper_bound(runs.begin(), runs.end(), id, [](NodeId v, const Run& r) { return v < r.first; });
+  return it != runs.begin() && id - std::prev(it)->first < std::prev(it)->count;
+}
+
+namespace {
+
 void put_ids(Bytes& out, const std::vector<NodeId>& ids) {
   put_varint(out, ids.size());
   for (NodeId id : ids) put_varint(out, id);
@@ -187,6 +202,15 @@ struct Encoder {
     put_varint(out, m.islands.size());
     for (const auto& island : m.islands) put_ids(out, island);
   }
+  void operator()(const HeardList& m) {
+    put_varint(out, m.runs.size());
+    std::uint64_t previous_end = 0;
+    for (const auto& run : m.runs) {
+      put_varint(out, run.first - previous_end);
+      put_varint(out, run.count - 1);
+      previous_end = std::uint64_t{run.first} + run.count;
+    }
+  }
 };
 
 MsgType type_of(const Message& m) {
@@ -249,6 +273,27 @@ bool decode_body(Reader& r, MsgType type, Message& out) {
       out = std::move(m);
       return true;
     }
+    case MsgType::heard_list: {
+      HeardList m;
+      std::uint64_t n;
+      if (!r.varint(n)) return false;
+      if (n == 0) return r.fail(DecodeError::bad_value);
+      if (n > r.left() / 2) return r.fail(DecodeError::truncated);  // every run takes two bytes or more
+      m.runs.resize(static_cast<std::size_t>(n));
+      std::uint64_t end = 0;  // of the previous run
+      for (std::size_t i = 0; i < m.runs.size(); ++i) {
+        std::uint64_t gap, extra;
+        if (!r.varint(gap) || !r.varint(extra)) return false;
+        // Disjoint, non-adjacent runs inside the id space: anything else is malformed.
+        if ((i > 0 && gap == 0) || gap > (1ULL << 32) - end || extra >= (1ULL << 32) - end - gap)
+          return r.fail(DecodeError::bad_value);
+        m.runs[i].first = static_cast<NodeId>(end + gap);
+        m.runs[i].count = static_cast<std::uint32_t>(extra + 1);
+        end += gap + extra + 1;
+      }
+      out = std::move(m);
+      return true;
+    }
   }
   return r.fail(DecodeError::unknown_type);
 }
@@ -299,7 +344,7 @@ Decoded decode_frame(const std::uint8_t* data, std::size_t len) {
     std::uint64_t body_len = 0;
     const std::uint8_t* at = r.p;
     if (!r.u8(type) || !r.varint(body_len)) return fail(r.err, at);
-    if (type == 0 || type > static_cast<std::uint8_t>(MsgType::island_digest))
+    if (type == 0 || type > static_cast<std::uint8_t>(MsgType::heard_list))
       return fail(DecodeError::unknown_type, at);
     if (body_len > r.left()) return fail(DecodeError::truncated, at);
     Reader body{r.p, r.p + body_len, data};

@@ -44,7 +44,8 @@ TEST(Wire, EveryMessageTypeRoundTrips) {
                               McastHeader{4, 5},
                               Confirm{6, 7, 8},
                               RepairRequest{9, 10, 12},
-                              IslandDigest{3, {{1, 2, 3}, {4}}}};
+                              IslandDigest{3, {{1, 2, 3}, {4}}},
+                              HeardList{{{0, 1}, {5, 300}, {4000000000u, 294967296u}}}};
   Bytes frame = encode_frame(all);
   auto d = decode_frame(frame);
   ASSERT_TRUE(d.ok()) << to_string(d.error);
@@ -122,6 +123,42 @@ TEST(Wire, RejectsUnknownBroadcastFlags) {
   Bytes frame = encode_frame({b});
   frame[6] = 0x40;  // version, type, len, origin, seq, round, flags
   EXPECT_EQ(decode_frame(frame).error, DecodeError::bad_value);
+}
+
+TEST(Wire, HeardListOfAWholeSubnetIsAFewBytes) {
+  HeardList l{{{10, 1000}, {1020, 1}, {5000, 3}}};  // ids 10..1009, 1020, 5000..5002
+  std::optional<std::uint64_t> end;
+  std::size_t runs = 0;
+  for (const auto& r : l.runs) {
+    runs += heard_run_size(r, end);
+    end = std::uint64_t{r.first} + r.count;
+  }
+  EXPECT_EQ(runs, (1u + 2) + (1 + 1) + (2 + 1));  // gaps 10, 10, 3979; counts-1 999, 0, 2
+  EXPECT_EQ(encode_frame({l}).size(), 1 + 1 + 1 + 1 + runs);  // version, type, len, run count
+  EXPECT_TRUE(l.contains(10));
+  EXPECT_TRUE(l.contains(1009));
+  EXPECT_FALSE(l.contains(1010));
+  EXPECT_TRUE(l.contains(1020));
+  EXPECT_FALSE(l.contains(9));
+  EXPECT_TRUE(l.contains(5002));
+  EXPECT_FALSE(l.contains(5003));
+}
+
+TEST(Wire, RejectsMalformedHeardLists) {
+  auto frame = [](Bytes body) {  // version, type, one-byte length, body
+    body.insert(body.begin(), {kVersion, static_cast<std::uint8_t>(MsgType::heard_list),
+                               static_cast<std::uint8_t>(body.size())});
+    return body;
+  };
+  EXPECT_TRUE(decode_frame(frame({2, 4, 1, 1, 0})).ok());                       // 4..5, 7
+  EXPECT_EQ(decode_frame(frame({0})).error, DecodeError::bad_value);            // no runs
+  EXPECT_EQ(decode_frame(frame({2, 4, 1, 0, 0})).error, DecodeError::bad_value);  // 4..5 then 6: adjacent
+  EXPECT_EQ(decode_frame(frame({100, 4, 1})).error, DecodeError::truncated);    // run count too big
+  // Runs past the id space (first + count > 2^32), also by way of the gap.
+  EXPECT_EQ(decode_frame(frame({1, 0xfe, 0xff, 0xff, 0xff, 0x0f, 2})).error, DecodeError::bad_value);
+  EXPECT_TRUE(decode_frame(frame({1, 0xfe, 0xff, 0xff, 0xff, 0x0f, 1})).ok());  // the last two ids
+  EXPECT_TRUE(decode_frame(frame({1, 0xfe, 0xff, 0xff, 0xff, 0x0f, 0})).ok());  // id 2^32-2 alone
+  EXPECT_EQ(decode_frame(frame({2, 0xfe, 0xff, 0xff, 0xff, 0x0f, 0, 1, 0})).error, DecodeError::bad_value);
 }
 
 TEST(Wire, RejectsOutOfRangeValues) {

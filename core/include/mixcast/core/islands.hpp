@@ -1,8 +1,8 @@
 // Multicast reachability learning and the cluster-wide island view.
 //
 // Reachability: every multicast carries (sender, mseq). A receiver remembers, per sender, the highest
-// mseq heard and confirms it to the sender now and then (one small Confirm per sender per interval,
-// whatever the cluster size). A sender counts a node as multicast-reachable only while that node's
+// mseq heard and confirms to the senders now and then (a multicast list naming every sender heard,
+// about once per beacon interval; a TCP Confirm to a sender that does not hear those lists). A sender counts a node as multicast-reachable only while that node's
 // confirmations are fresh: reachability is never assumed symmetric, and it expires.
 //
 // Islands: a node X whose mutual set M(X) = {confirmed hearing X} ∩ {heard by X} holds no lower id
@@ -28,6 +28,8 @@ class Reachability {
     std::uint64_t highest = 0;
     std::uint32_t since_confirm = 0;
     Micros last_heard = 0;
+    Micros streak_since = 0;  // heard without a gap longer than the expiry since then
+    bool listed = false;      // named in one of our heard lists during this streak
   };
   struct Hearer {  // what a receiver confirmed hearing from this node
     std::uint64_t highest = 0;

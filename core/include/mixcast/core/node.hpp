@@ -30,10 +30,11 @@ struct NodeConfig {
   Micros ack_timeout = 500'000;         // re-delegate when a delegate has not acked within this
   std::size_t dedup_window = 4096;      // per origin, see dedup.hpp
   std::size_t max_frame_bytes = 16384;  // small messages to one peer are batched up to this
+  std::size_t max_datagram_bytes = 1400;  // multicast heard lists are split to fit a 1500-byte MTU
   std::uint64_t seed = 1;
 
   // Mixed mode (multicast inside islands, logarithmic TCP across them).
-  Micros confirm_interval = 50'000;     // receivers confirm what they heard this often
+  Micros confirm_interval = 50'000;     // receivers multicast what they heard this often
   Micros beacon_interval = 100'000;     // a multicast beacon when idle, so reachability is learned
   Micros reach_expiry = 1'000'000;      // confirmations older than this no longer count
   double forced_tcp_share = 0.0;        // share of multicast-reachable island members also sent over TCP
@@ -102,7 +103,8 @@ struct NodeCounters {
   // mixed mode
   std::uint64_t multicasts = 0;       // data multicasts sent
   std::uint64_t beacons = 0;
-  std::uint64_t confirms_sent = 0;
+  std::uint64_t heard_lists = 0;      // multicast confirmations (each also serves as a beacon)
+  std::uint64_t confirms_sent = 0;    // TCP confirmations, to senders that do not hear our lists
   std::uint64_t repair_requests = 0;  // gaps detected in someone's multicast sequence
   std::uint64_t repairs_sent = 0;     // messages resent over TCP (asked for, or missing confirmations)
   std::uint64_t forced_tcp = 0;       // TCP copies to multicast-reachable members
@@ -139,6 +141,7 @@ class Node {
   std::size_t island_count();
   std::uint64_t island_hash();  // equal on two nodes when they plan with the same islands
   const IslandView& islands() const { return islands_; }
+  const Reachability& reachability() const { return reach_; }
 
  private:
   struct Active {  // a broadcast this node still works on or has delegations outstanding for
@@ -198,7 +201,9 @@ class Node {
   std::optional<NodeId> gateway_for(NodeId natted) const;  // nullopt: connect directly
   wire::Broadcast message_for(const MessageId& id, const Active& a) const;
   void send_leaf(const MessageId& id, Active& a, NodeId to, std::uint8_t flags);  // no targets, no ack
-  void multicast(std::optional<wire::Broadcast> b, Micros now);
+  void multicast(std::optional<wire::Broadcast> b, Micros now, std::optional<wire::HeardList> heard = std::nullopt);
+  void multicast_heard(const std::vector<NodeId>& heard, Micros now);  // sorted ids, in datagram-sized lists
+  std::uint64_t mseq_sent_by(Micros t) const;  // our last multicast sent at or before t (0: none retained)
   const Retained* retained(std::uint64_t mseq) const;  // nullptr if not (or no longer) kept
   void tick(Micros now);
   void announce_island(Micros now);
@@ -234,6 +239,8 @@ class Node {
   std::vector<Retained> retained_;  // ring of cfg_.retention entries
   Micros next_tick_ = 0;
   Micros last_beacon_ = 0;
+  Micros last_list_ = 0;  // heard lists go out this often even while data multicasts replace beacons
+  std::uint64_t list_covers_mseq_ = 0;  // what a heard list naming us confirms (see tick)
   std::vector<NodeId> announced_;   // last island this node announced as leader
   Micros announced_at_ = 0;
   std::vector<NodeId> candidate_;   // island seen at the last tick, announced once it holds

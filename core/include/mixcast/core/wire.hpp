@@ -27,6 +27,7 @@ enum class MsgType : std::uint8_t {
   confirm = 5,
   repair_request = 6,
   island_digest = 7,
+  heard_list = 8,
 };
 
 // The set of targets a broadcast's receiver becomes responsible for (receiver first).
@@ -129,7 +130,22 @@ struct IslandDigest {
   }
 };
 
-using Message = std::variant<Hello, Broadcast, Ack, McastHeader, Confirm, RepairRequest, IslandDigest>;
+// The senders a receiver heard since its last list, multicast to its island about once per beacon
+// interval: one datagram confirms to every sender at once, where a Confirm per sender over TCP costs
+// n^2 messages per island. Sorted runs of consecutive ids, so a subnet of consecutively numbered
+// nodes costs a few bytes whatever its size. Runs are disjoint and not adjacent.
+struct HeardList {
+  struct Run {
+    NodeId first = 0;
+    std::uint32_t count = 0;  // ids [first, first + count), count >= 1
+    friend bool operator==(const Run& a, const Run& b) { return a.first == b.first && a.count == b.count; }
+  };
+  std::vector<Run> runs;
+  bool contains(NodeId id) const;
+  friend bool operator==(const HeardList& a, const HeardList& b) { return a.runs == b.runs; }
+};
+
+using Message = std::variant<Hello, Broadcast, Ack, McastHeader, Confirm, RepairRequest, IslandDigest, HeardList>;
 
 enum class DecodeError : std::uint8_t {
   none = 0,
@@ -146,6 +162,9 @@ std::string_view to_string(DecodeError e);
 
 // ---- primitives ----
 void put_varint(Bytes& out, std::uint64_t v);
+// Encoded size of a HeardList run after a run that ended at `previous_end` (none for the first), so
+// a sender can fill datagrams up to a size without encoding twice.
+std::size_t heard_run_size(const HeardList::Run& run, std::optional<std::uint64_t> previous_end);
 void put_u64(Bytes& out, std::uint64_t v);  // fixed 8 bytes, little endian (hashes)
 std::size_t varint_size(std::uint64_t v);
 
