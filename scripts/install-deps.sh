@@ -11,6 +11,7 @@ packages=(
   clang-14 libfuzzer-14-dev libclang-rt-14-dev
   libns3-dev ns3 libgsl-dev
   libboost-dev libspdlog-dev libfmt-dev
+  iproute2 iptables
   python3-dev pybind11-dev python3-numpy python3-matplotlib python3-pytest python3-distributed
 )
 
