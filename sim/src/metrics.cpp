@@ -360,6 +360,23 @@ std::string human_summary(const nlohmann::json& s) {
                 u64(s, "redelegations"), u64(s, "bad_frames"), u64(s, "islands"));
   out += line;
 
+  // Packet-level engines: bytes on the wire per link kind, and the busiest link in one round.
+  const nlohmann::json& links = sub("links");
+  for (const char* kind : {"lan", "wan", "nat"}) {
+    auto it = links.find(kind);
+    if (it == links.end() || !it->is_object()) continue;
+    const auto busiest = it->find("busiest_round");
+    std::snprintf(line, sizeof line, "%s links: %.1f bytes per broadcast on the wire", kind, num(*it, "bytes_per_broadcast"));
+    out += line;
+    if (busiest != it->end() && busiest->is_object() && busiest->contains("link")) {
+      std::snprintf(line, sizeof line, ", busiest %s in round %llu: %.1f bytes per broadcast",
+                    busiest->value("link", std::string("?")).c_str(), u64(*busiest, "round"),
+                    num(*busiest, "bytes_per_broadcast"));
+      out += line;
+    }
+    out += "\n";
+  }
+
   std::snprintf(line, sizeof line, "simulated %.3f s in %.3f s wall time, %llu events\n", num(s, "simulated_s"),
                 num(s, "wall_s"), u64(s, "events"));
   out += line;

@@ -290,6 +290,19 @@ TEST(Metrics, HumanSummaryIsShortAndNamesTheFigures) {
   EXPECT_NE(text.find("delivered 5 of 6"), std::string::npos) << text;
   EXPECT_NE(text.find("lower bound 2"), std::string::npos) << text;
   EXPECT_NE(text.find("bytes per broadcast: tcp 150.0, multicast 25.0"), std::string::npos) << text;
+  EXPECT_EQ(text.find("links:"), std::string::npos) << "the model engine has no links";
+}
+
+TEST(Metrics, HumanSummaryShowsLinkFiguresOfPacketLevelRuns) {
+  RunResult r = sample();
+  r.engine = "ns3";
+  r.links = {{"lan:dc/a", LinkKind::lan}, {"wan:dc>far", LinkKind::wan}};
+  r.link_rounds = {{0, 1, Channel::tcp, 400, 4}, {0, 2, Channel::tcp, 900, 9}, {1, 1, Channel::tcp, 300, 3}};
+  const std::string text = human_summary(summarize(r));
+  EXPECT_NE(text.find("lan links:"), std::string::npos) << text;
+  EXPECT_NE(text.find("busiest lan:dc/a in round 2"), std::string::npos) << text;
+  EXPECT_NE(text.find("wan links:"), std::string::npos) << text;
+  EXPECT_EQ(text.find("nat links:"), std::string::npos) << text;
 }
 
 }  // namespace
