@@ -401,9 +401,12 @@ void Node::delegate(const MessageId& id, TargetSet set, Micros now) {
     head = *d;
   } else {
     head = set.at(*view_, 0);
-    if (head == cfg_.self || suspected_.count(head)) {  // known dead (or ourselves): take its share over
-      if (head != cfg_.self) ++counters_.redelegations;
+    if (head == cfg_.self || suspected_.count(head)) {  // suspected dead (or ourselves): take its share over
       cover(id, set.slice(1, set.size()), now);
+      if (head != cfg_.self) {
+        ++counters_.redelegations;
+        leaf_to_suspect(id, head);
+      }
       return;
     }
   }
@@ -496,6 +499,7 @@ void Node::fail_pending(std::uint64_t token, Micros now) {
   } else {
     // The failed delegate's share, minus itself, becomes ours again.
     cover(pend.id, pend.set.slice(1, pend.set.size()), now);
+    leaf_to_suspect(pend.id, pend.head);
   }
   release(pend.id);  // our hold kept Active alive until here
 }
@@ -536,6 +540,14 @@ const Node::Retained* Node::retained(std::uint64_t mseq) const {
   const std::size_t slot = mseq % cfg_.retention;
   if (slot >= retained_.size() || retained_[slot].mseq != mseq) return nullptr;
   return &retained_[slot];
+}
+
+void Node::leaf_to_suspect(const MessageId& id, NodeId suspect) {
+  // Suspicion is a guess: a peer that was only slow, or whose connection broke, is alive and must
+  // still get the message. A leaf costs no ack and no waiting, and goes after every delegation so
+  // it shifts nobody's round; a dead peer just fails the send again.
+  auto a = active_.find(id);
+  if (a != active_.end() && !a->second.relay_only) send_leaf(id, a->second, suspect, 0);
 }
 
 void Node::send_leaf(const MessageId& id, Active& a, NodeId to, std::uint8_t flags) {

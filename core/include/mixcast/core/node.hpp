@@ -201,6 +201,7 @@ class Node {
   std::optional<NodeId> gateway_for(NodeId natted) const;  // nullopt: connect directly
   wire::Broadcast message_for(const MessageId& id, const Active& a) const;
   void send_leaf(const MessageId& id, Active& a, NodeId to, std::uint8_t flags);  // no targets, no ack
+  void leaf_to_suspect(const MessageId& id, NodeId suspect);  // a copy for a peer we stopped delegating to
   void multicast(std::optional<wire::Broadcast> b, Micros now, std::optional<wire::HeardList> heard = std::nullopt);
   void multicast_heard(const std::vector<NodeId>& heard, Micros now);  // sorted ids, in datagram-sized lists
   std::uint64_t mseq_sent_by(Micros t) const;  // our last multicast sent at or before t (0: none retained)
