@@ -5,7 +5,22 @@
 
 namespace mixcast {
 
-__extension__ typedef unsigned __int128 Uint128;  // GCC/Clang builtin; silences -Wpedantic
+// The high 64 bits of a 64 x 64-bit product (Lemire's bounded draw). 32-bit targets (armhf) have
+// no 128-bit integer: the same result from 32-bit halves.
+inline std::uint64_t mul_high64_portable(std::uint64_t a, std::uint64_t b) {
+  const std::uint64_t a_lo = a & 0xffffffffu, a_hi = a >> 32, b_lo = b & 0xffffffffu, b_hi = b >> 32;
+  const std::uint64_t lo_lo = a_lo * b_lo, hi_lo = a_hi * b_lo, lo_hi = a_lo * b_hi, hi_hi = a_hi * b_hi;
+  const std::uint64_t cross = (lo_lo >> 32) + (hi_lo & 0xffffffffu) + lo_hi;
+  return hi_hi + (hi_lo >> 32) + (cross >> 32);
+}
+inline std::uint64_t mul_high64(std::uint64_t a, std::uint64_t b) {
+#ifdef __SIZEOF_INT128__
+  __extension__ typedef unsigned __int128 Uint128;  // GCC/Clang builtin; silences -Wpedantic
+  return static_cast<std::uint64_t>((static_cast<Uint128>(a) * b) >> 64);
+#else
+  return mul_high64_portable(a, b);
+#endif
+}
 
 class Rng {
  public:
@@ -29,7 +44,7 @@ class Rng {
 
   // Uniform in [0, bound); bound > 0. Lemire's multiply-shift, bias negligible for our bounds.
   std::uint64_t below(std::uint64_t bound) {
-    return static_cast<std::uint64_t>((static_cast<Uint128>(next()) * bound) >> 64);
+    return mul_high64(next(), bound);
   }
 
   // Uniform in [0, 1).
