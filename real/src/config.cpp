@@ -2,6 +2,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -163,8 +164,9 @@ DaemonConfig parse_daemon_config(const std::string& text) {
   }
   if (top.has("limits")) {
     Map l(top.get("limits"), "limits");
-    l.only({"send_queue_bytes", "multicast_budget", "connect_timeout_ms"});
-    l.optional<std::size_t>("send_queue_bytes", c.limits.send_queue_bytes, 64u << 10, std::size_t{1} << 32);
+    l.only({"send_queue_bytes", "socket_buffer_bytes", "multicast_budget", "connect_timeout_ms"});
+    l.optional<std::size_t>("send_queue_bytes", c.limits.send_queue_bytes, 64u << 10, std::size_t{1} << 30);
+    l.optional<std::size_t>("socket_buffer_bytes", c.limits.socket_buffer_bytes, 4u << 10, std::size_t{1} << 30);
     l.optional<std::size_t>("multicast_budget", c.limits.multicast_budget, 1, 1u << 16);
     if (l.has("connect_timeout_ms")) c.limits.connect_timeout = ms(l.required<std::uint64_t>("connect_timeout_ms", 1, 600'000));
   }
@@ -173,8 +175,11 @@ DaemonConfig parse_daemon_config(const std::string& text) {
 }
 
 DaemonConfig load_daemon_config(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) throw ConfigError("file", "cannot read " + path + ": no such file");
+  if (!std::filesystem::is_regular_file(path, ec)) throw ConfigError("file", "cannot read " + path + ": not a regular file");
   std::ifstream in(path);
-  if (!in) throw ConfigError("file", "cannot read " + path);
+  if (!in) throw ConfigError("file", "cannot read " + path + ": permission denied or unreadable");
   std::stringstream ss;
   ss << in.rdbuf();
   return parse_daemon_config(ss.str());

@@ -109,8 +109,11 @@ struct Runtime::Impl {
 
   void pump() {
     if (stopped) return;
+    // One clock read per batch: deliveries of one pump arrived in the same read.
+    std::int64_t delivered_at = 0;
     while (auto d = node.poll_delivery()) {
-      if (delivery_cb) delivery_cb(DeliveryEvent{d->id, d->round, d->channel, realtime_us(), d->payload});
+      if (!delivered_at) delivered_at = realtime_us();
+      if (delivery_cb) delivery_cb(DeliveryEvent{d->id, d->round, d->channel, delivered_at, d->payload});
     }
     while (auto t = node.poll_transmit()) send(std::move(*t));
     arm_timer();
@@ -176,6 +179,16 @@ struct Runtime::Impl {
     wire::append_stream_frame(hello, node.hello_frame());
     c->queued_bytes += hello.size();
     c->queue.push_back(std::move(hello));
+    if (view->behind_nat(peer) && !view->same_nat(cfg.node.self, peer)) {
+      // Behind a NAT we are not in: it cannot be dialled, it dials us (we are its gateway). Hold
+      // the frames until its connection arrives (adopt), or report the link failed.
+      c->outbound = false;
+      c->connect_timer.expires_after(std::chrono::microseconds(2 * cfg.limits.connect_timeout));
+      c->connect_timer.async_wait([this, c](error_code e) {
+        if (!e && !c->connected && !c->closed) fail(c, LinkEvent::failed, "it is behind a NAT and has not connected to us");
+      });
+      return c;
+    }
     error_code ec;
     const auto addr = asio::ip::make_address(p->endpoint.address, ec);
     if (ec) {
@@ -195,8 +208,8 @@ struct Runtime::Impl {
         return fail(c, LinkEvent::failed, "connect: " + e.message());
       }
       c->connected = true;
-      error_code ignore;
-      c->socket.set_option(tcp::no_delay(true), ignore);
+      tune(c->socket);
+      if (auto r = reconnects.find(*c->peer); r != reconnects.end()) r->second.backoff = 0;
       spdlog::debug("connected to {}", *c->peer);
       node.on_link_event(*c->peer, LinkEvent::up, now());
       read(c);
@@ -204,6 +217,14 @@ struct Runtime::Impl {
       schedule_pump();
     });
     return c;
+  }
+
+  // No Nagle (we coalesce ourselves), and a bounded kernel send buffer: bytes parked in the kernel
+  // are invisible to back-pressure, and on loopback the default grows to megabytes (seconds of delay).
+  void tune(tcp::socket& s) {
+    error_code ignore;
+    s.set_option(tcp::no_delay(true), ignore);
+    s.set_option(asio::socket_base::send_buffer_size(static_cast<int>(cfg.limits.socket_buffer_bytes)), ignore);
   }
 
   void accept() {
@@ -214,8 +235,7 @@ struct Runtime::Impl {
         auto c = std::make_shared<Conn>(io);
         c->socket = std::move(s);
         c->connected = true;
-        error_code ignore;
-        c->socket.set_option(tcp::no_delay(true), ignore);
+        tune(c->socket);
         inbound.push_back(c);
         read(c);
       } else if (ec != asio::error::operation_aborted) {
@@ -277,12 +297,28 @@ struct Runtime::Impl {
     }
     c->peer = h->node;
     remove_from(inbound, c);
-    // A peer that connected to us (a NATed node, or both sides at once): if we have no link to it
-    // yet, this becomes the link we write on. Either way we read from it.
-    if (auto it = links.find(h->node); it == links.end() || it->second->closed) {
+    // A peer that connected to us (a NATed node, or both sides at once). If our own link to it is
+    // not up yet (still dialling, or waiting for a NATed peer), this connection takes over its
+    // queued frames and becomes the link we write on; otherwise we only read from it.
+    auto it = links.find(h->node);
+    if (it == links.end() || it->second->closed) {
       links[h->node] = c;
+    } else if (!it->second->connected) {
+      auto old = it->second;
+      c->queue = std::move(old->queue);
+      c->queued_bytes = old->queued_bytes;
+      c->frames_out = old->frames_out;
+      old->queue.clear();
+      old->queued_bytes = 0;
+      links[h->node] = c;
+      close(old);
+      write(c);
     } else {
       extra.push_back(c);
+    }
+    if (auto r = reconnects.find(h->node); r != reconnects.end()) {
+      r->second.backoff = 0;
+      if (r->second.timer) r->second.timer->cancel();
     }
     node.on_link_event(h->node, LinkEvent::up, now());
     return true;
@@ -331,9 +367,40 @@ struct Runtime::Impl {
     if (!is_link) return;  // a spare connection: the link itself is fine
     links.erase(*c->peer);
     spdlog::info("link to {} lost: {}", *c->peer, why);
+    // A second connection from the same peer is still open: write on that one instead.
+    for (auto& e : extra)
+      if (e->peer == c->peer && !e->closed) {
+        links[*c->peer] = e;
+        remove_from(extra, links[*c->peer]);
+        return;
+      }
     node.on_link_event(*c->peer, event, now());
+    schedule_reconnect(*c->peer);
     schedule_pump();
   }
+
+  // The core stops delegating to a peer whose link failed until it hears from it. A peer that was
+  // only late (started after us, restarted, briefly unreachable) must come back: retry with backoff
+  // (100 ms doubling to 5 s); a connect that succeeds reports the link up.
+  void schedule_reconnect(NodeId peer) {
+    if (stopped || !cfg.peer(peer)) return;
+    if (view->behind_nat(peer) && !view->same_nat(cfg.node.self, peer)) return;  // it reconnects to us
+    auto& r = reconnects[peer];
+    if (!r.timer) r.timer = std::make_unique<asio::steady_timer>(io);
+    r.backoff = r.backoff == Micros{0} ? kFirstRetry : std::min<Micros>(2 * r.backoff, kMaxRetry);
+    r.timer->expires_after(std::chrono::microseconds(r.backoff));
+    r.timer->async_wait([this, peer](error_code ec) {
+      if (ec || stopped || links.count(peer)) return;
+      spdlog::debug("reconnecting to {}", peer);
+      link_to(peer);
+    });
+  }
+  static constexpr Micros kFirstRetry = 100'000, kMaxRetry = 5'000'000;
+  struct Reconnect {
+    std::unique_ptr<asio::steady_timer> timer;
+    Micros backoff = 0;
+  };
+  std::unordered_map<NodeId, Reconnect> reconnects;
 
   // ---------------------------------------------------------------- multicast
 
@@ -494,6 +561,8 @@ void Runtime::stop() {
   for (auto& [p, c] : m.links) all.push_back(c);
   for (auto& c : all) m.close(c);
   m.links.clear();
+  for (auto& [peer, r] : m.reconnects)
+    if (r.timer) r.timer->cancel();
 }
 
 std::optional<MessageId> Runtime::try_broadcast(wire::Bytes payload) {

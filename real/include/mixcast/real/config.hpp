@@ -36,7 +36,8 @@ struct MulticastConfig {
 };
 
 struct Limits {
-  std::size_t send_queue_bytes = 4u << 20;  // per peer
+  std::size_t send_queue_bytes = 512u << 10;    // per peer, above the kernel's buffer
+  std::size_t socket_buffer_bytes = 256u << 10;  // SO_SNDBUF of every TCP connection
   std::size_t multicast_budget = 64;        // datagrams read per turn
   Micros connect_timeout = 1'000'000;
 };
