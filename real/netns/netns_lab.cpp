@@ -88,6 +88,15 @@ std::string run_command(const std::vector<std::string>& argv) {
 
 bool NetnsLab::have_root() { return geteuid() == 0; }
 
+const std::string& NetnsLab::ip_binary() {
+  static const std::string path = [] {
+    for (const char* p : {"/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"})
+      if (::access(p, X_OK) == 0) return std::string(p);
+    return std::string("ip");  // let the PATH search report it missing
+  }();
+  return path;
+}
+
 std::vector<std::string> NetnsLab::existing_namespaces() {
   std::vector<std::string> out;
   std::error_code ec;
@@ -112,6 +121,8 @@ void kill_and_delete(const std::string& ns) noexcept {
 }
 }  // namespace
 
+void NetnsLab::remove_namespace(const std::string& ns) noexcept { kill_and_delete(ns); }
+
 void NetnsLab::remove_all_namespaces() noexcept {
   for (const auto& ns : existing_namespaces()) kill_and_delete(ns);
 }
@@ -135,6 +146,34 @@ void NetnsLab::teardown() noexcept {
   // iptables rules with it.
   for (auto it = namespaces_.rbegin(); it != namespaces_.rend(); ++it) kill_and_delete(*it);
   namespaces_.clear();
+  for (const auto& [path, value] : saved_sysctls_) {
+    std::FILE* f = std::fopen(path.c_str(), "w");
+    if (f) {
+      std::fputs(value.c_str(), f);
+      std::fclose(f);
+    }
+  }
+  saved_sysctls_.clear();
+}
+
+void NetnsLab::raise_neighbour_limits(std::uint64_t entries) {
+  const std::string dir = "/proc/sys/net/ipv4/neigh/default/";
+  // gc_thresh2: soft limit, gc_thresh3: hard limit. Entries age out, so twice the need is plenty.
+  for (const auto& [name, want] : {std::pair<const char*, std::uint64_t>{"gc_thresh2", entries},
+                                   std::pair<const char*, std::uint64_t>{"gc_thresh3", 2 * entries}}) {
+    const std::string path = dir + name;
+    std::FILE* f = std::fopen(path.c_str(), "r");
+    if (!f) continue;  // no such knob here: nothing to raise
+    unsigned long long current = 0;
+    const bool read_ok = std::fscanf(f, "%llu", &current) == 1;
+    std::fclose(f);
+    if (!read_ok || current >= want) continue;
+    f = std::fopen(path.c_str(), "w");
+    if (!f) throw NetnsError("cannot raise " + path + " to " + std::to_string(want) + ": " + strerror(errno));
+    std::fprintf(f, "%llu", static_cast<unsigned long long>(want));
+    std::fclose(f);
+    saved_sysctls_.emplace_back(path, std::to_string(current));
+  }
 }
 
 void NetnsLab::add_namespace(const std::string& ns) {
@@ -155,6 +194,14 @@ void NetnsLab::build(const sim::Scenario& s) {
   for (std::uint32_t g = 0; g < s.total_subnets(); ++g)
     if (sim::subnet_at(s, g).nodes > 65000)
       throw NetnsError("subnet " + sim::subnet_at(s, g).name + ": the netns testbed supports at most 65,000 nodes per subnet");
+  // Each host may learn the address of every other host of its subnet and of its gateway; routers
+  // learn their subnets' hosts.
+  std::uint64_t neighbours = 0;
+  for (std::uint32_t g = 0; g < s.total_subnets(); ++g) {
+    const std::uint64_t n = sim::subnet_at(s, g).nodes + 1;
+    neighbours += n * n;
+  }
+  raise_neighbour_limits(neighbours + 64 * s.datacenters.size());
   auto ipt = [](const std::string& ns, std::vector<std::string> rule) {
     std::vector<std::string> argv{"ip", "netns", "exec", ns, "iptables"};
     argv.insert(argv.end(), rule.begin(), rule.end());

@@ -9,7 +9,8 @@
 //     multicast senders/receivers, WAN loss on router forwarding). Latency and bandwidth are not
 //     emulated (tc netem is not available here).
 // Every interface, bridge and rule lives inside a namespace the lab created, so deleting the
-// namespaces removes everything; the host's own namespace is never touched.
+// namespaces removes everything. The one host setting it changes, the size of the kernel's shared
+// ARP table, it raises only when the lab needs more and restores at teardown.
 #pragma once
 #include <cstdint>
 #include <stdexcept>
@@ -41,7 +42,10 @@ class NetnsLab {
 
   const std::string& namespace_of(NodeId node) const { return nodes_.at(node).ns; }
   const std::string& address_of(NodeId node) const { return nodes_.at(node).address; }
-  std::vector<std::string> exec_prefix(NodeId node) const { return {"ip", "netns", "exec", namespace_of(node)}; }
+  // The command that runs a program in the node's namespace (an absolute path: callers may exec it
+  // without a PATH search).
+  std::vector<std::string> exec_prefix(NodeId node) const { return {ip_binary(), "netns", "exec", namespace_of(node)}; }
+  static const std::string& ip_binary();  // iproute2's ip
   const std::vector<std::string>& namespaces() const { return namespaces_; }
   // Multicast stops working in a subnet (scenario multicast_fails_at_s): drop its multicast.
   void fail_multicast(std::uint32_t global_subnet);
@@ -49,6 +53,7 @@ class NetnsLab {
   // Namespaces whose name starts with kPrefix (left behind by any lab), and their removal.
   static std::vector<std::string> existing_namespaces();
   static void remove_all_namespaces() noexcept;
+  static void remove_namespace(const std::string& ns) noexcept;  // its processes are killed first
   static bool have_root();
 
  private:
@@ -60,7 +65,13 @@ class NetnsLab {
   void add_namespace(const std::string& ns);
   std::string ns_name(const std::string& what) const { return std::string(kPrefix) + tag_ + "-" + what; }
 
+  void raise_neighbour_limits(std::uint64_t entries);
+
   std::string tag_;
+  // The kernel's ARP table is shared by every namespace and holds 1,024 entries by default: a big
+  // lab overflows it (connects time out). The lab raises the limits for its lifetime and restores
+  // the values it found.
+  std::vector<std::pair<std::string, std::string>> saved_sysctls_;
   std::vector<std::string> namespaces_;  // in creation order
   std::vector<NodeNet> nodes_;
 };
