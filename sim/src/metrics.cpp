@@ -354,10 +354,11 @@ std::string human_summary(const nlohmann::json& s) {
   const nlohmann::json& rep = sub("repairs");
   const nlohmann::json& forced = sub("forced_tcp");
   std::snprintf(line, sizeof line,
-                "repairs %llu (first copy for %llu deliveries), forced tcp %llu (first copy for %llu), "
-                "re-delegations %llu, bad frames %llu, islands %llu\n",
-                u64(rep, "messages"), u64(rep, "delivered"), u64(forced, "messages"), u64(forced, "delivered"),
-                u64(s, "redelegations"), u64(s, "bad_frames"), u64(s, "islands"));
+                "repairs %llu (first copy for %llu deliveries; %llu in the whole run), forced tcp %llu (first copy "
+                "for %llu; %llu in the whole run), re-delegations %llu, bad frames %llu, islands %llu\n",
+                u64(rep, "messages"), u64(rep, "delivered"), u64(rep, "whole_run"), u64(forced, "messages"),
+                u64(forced, "delivered"), u64(forced, "whole_run"), u64(s, "redelegations"), u64(s, "bad_frames"),
+                u64(s, "islands"));
   out += line;
 
   // Packet-level engines: bytes on the wire per link kind, and the busiest link in one round.
