@@ -128,7 +128,7 @@ TEST_F(RealTestbed, BadInputExitsTwoNamingTheProblem) {
   };
   const std::vector<Case> cases = {
       {{"run", dir_ + "/missing.yaml", "--net", "loopback"}, "missing.yaml"},
-      {{"run", scenario(), "--net", "netns"}, "--net"},
+      {{"run", scenario(), "--net", "carrier-pigeon"}, "--net"},
       {{"run", scenario()}, "--net"},
       {{"run", scenario(), "--net", "loopback", "--mode", "udp"}, "--mode"},
       {{"run", scenario(), "--net", "loopback", "--nodes", "0"}, "--nodes"},
