@@ -81,33 +81,6 @@ std::string read_tail(const std::string& path, std::size_t max_bytes) {
 
 }  // namespace
 
-std::string to_hex(const std::uint8_t* data, std::size_t len) {
-  static const char* digits = "0123456789abcdef";
-  std::string s(len * 2, '0');
-  for (std::size_t i = 0; i < len; ++i) {
-    s[2 * i] = digits[data[i] >> 4];
-    s[2 * i + 1] = digits[data[i] & 15];
-  }
-  return s;
-}
-
-std::optional<wire::Bytes> from_hex(const std::string& hex) {
-  if (hex.size() % 2 != 0) return std::nullopt;
-  auto nibble = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
-  wire::Bytes out(hex.size() / 2);
-  for (std::size_t i = 0; i < out.size(); ++i) {
-    const int hi = nibble(hex[2 * i]), lo = nibble(hex[2 * i + 1]);
-    if (hi < 0 || lo < 0) return std::nullopt;
-    out[i] = static_cast<std::uint8_t>(hi * 16 + lo);
-  }
-  return out;
-}
-
 std::vector<std::uint16_t> pick_free_ports(std::size_t count, bool udp) {
   std::vector<int> fds;
   std::vector<std::uint16_t> ports;

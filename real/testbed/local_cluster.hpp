@@ -22,6 +22,7 @@
 
 #include "mixcast/core/types.hpp"
 #include "mixcast/core/wire.hpp"
+#include "mixcast/real/control.hpp"
 
 namespace mixcast::testbed {
 
@@ -33,9 +34,9 @@ class ClusterError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-std::string to_hex(const std::uint8_t* data, std::size_t len);
-inline std::string to_hex(const wire::Bytes& b) { return to_hex(b.data(), b.size()); }
-std::optional<wire::Bytes> from_hex(const std::string& hex);
+// Payloads travel as hex over the control socket and in delivery logs (the daemon's own helpers).
+using real::from_hex;
+using real::to_hex;
 
 // `count` distinct ports that were free on 127.0.0.1 a moment ago (held open together while
 // picking, so they differ; another program could still take one before the daemon binds it).
