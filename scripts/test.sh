@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # README command 2: the whole test suite.
 #   1. release build (preset 'default') + ctest
+#   1b. pytest of the analysis module and scripts against that build (/usr/bin/python3)
 #   2. ASan + UBSan build (preset 'asan': core, sim and their tests) + ctest
 #   3. libFuzzer build (preset 'fuzz', clang++-14) + a short fuzz run of the wire decoder
 #      (MIXCAST_FUZZ_SECONDS, default 30) on a scratch copy of tests/fuzz/corpus
+#   4. ARM: scripts/install-cross-deps.sh, cross build for aarch64 (preset 'aarch64': mixcastd,
+#      mixcast, core and runtime tests), ctest under qemu-aarch64, the arm64 .deb (cpack) and a
+#      check of its contents (docs/deploy-arm.md); then the same build and tests for armhf
+#      under qemu-arm
 # Every step runs even when an earlier one failed; a summary comes last and the exit status
 # is non-zero if anything failed. Build output goes to build/*.log and is shown on failure.
 set -euo pipefail
@@ -39,6 +44,21 @@ step_default() {
   ctest --preset default -j2
 }
 
+# The analysis module and scripts (pytest) against the release build: the module must match
+# mixcast-sim of the same build. Debian's interpreter, the one with numpy/matplotlib/distributed.
+step_analysis() {
+  local python=/usr/bin/python3
+  if [[ ! -x "$python" ]]; then
+    echo "test.sh: $python is missing (python3, python3-numpy, python3-matplotlib, python3-pytest, python3-distributed)"
+    return 1
+  fi
+  if [[ ! -f build/release/python/mixcast/__init__.py ]]; then
+    echo "test.sh: the mixcast Python module is missing from build/release (MIXCAST_WITH_PYTHON, pybind11-dev; see build/build-default.log)"
+    return 1
+  fi
+  MIXCAST_BUILD_DIR=build/release PYTHONDONTWRITEBYTECODE=1 "$python" -m pytest analysis/tests -q
+}
+
 step_asan() {
   quiet_build configure-asan cmake --preset asan || return 1
   quiet_build build-asan cmake --build --preset asan || return 1
@@ -72,6 +92,76 @@ step_fuzz() {
   return 1
 }
 
+# The aarch64 cross build: the unit tests run under qemu-aarch64 (CMAKE_CROSSCOMPILING_EMULATOR
+# of cmake/toolchains/aarch64-linux-gnu.cmake), then the arm64 .deb is built and checked. The
+# 32-bit armhf build and its tests under qemu-arm follow (step_armhf).
+step_arm() {
+  quiet_build cross-deps bash scripts/install-cross-deps.sh arm64 || return 1
+  quiet_build configure-aarch64 cmake --preset aarch64 || return 1
+  quiet_build build-aarch64 cmake --build --preset aarch64 || return 1
+  local f
+  for f in build/aarch64/real/mixcastd build/aarch64/real/mixcast \
+           build/aarch64/tests/mixcast_core_tests build/aarch64/tests/mixcast_runtime_tests; do
+    if ! LC_ALL=C readelf -h "$f" 2>/dev/null | grep -q 'Machine: *AArch64'; then
+      echo "test.sh: $f is missing or not an AArch64 binary"
+      return 1
+    fi
+  done
+  # Both suites must be registered: a suite whose binary is missing shows up only as
+  # <suite>_NOT_BUILT, which the test preset excludes.
+  local listing suite n
+  listing=$(ctest --preset aarch64 -N -V)
+  for suite in mixcast_core_tests mixcast_runtime_tests; do
+    n=$(grep -c "Test command: .*/tests/$suite\"" <<<"$listing" || true)
+    if ((n == 0)); then
+      echo "test.sh: ctest in build/aarch64 lists no test of $suite"
+      return 1
+    fi
+    echo "test.sh: $suite: $n tests registered"
+  done
+  ctest --preset aarch64 -j2 -E "_NOT_BUILT\$" || return 1
+
+  quiet_build cpack-aarch64 cpack --config build/aarch64/CPackConfig.cmake -B build/aarch64/packages || return 1
+  local deb
+  deb=$(ls build/aarch64/packages/mixcast_*_arm64.deb 2>/dev/null | head -n 1)
+  if [[ -z "$deb" ]]; then
+    echo "test.sh: cpack wrote no mixcast_*_arm64.deb into build/aarch64/packages"
+    return 1
+  fi
+  local contents
+  contents=$(dpkg-deb -c "$deb")
+  for f in ./usr/bin/mixcastd ./usr/bin/mixcast ./usr/lib/systemd/system/mixcastd.service \
+           ./usr/lib/sysusers.d/mixcast.conf ./etc/mixcast/mixcastd.yaml; do
+    if ! grep -q " $f\$" <<<"$contents"; then
+      echo "test.sh: $deb lacks $f"
+      return 1
+    fi
+  done
+  if [[ "$(dpkg-deb -f "$deb" Architecture)" != arm64 ]] \
+     || [[ "$(dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles)" != /etc/mixcast/mixcastd.yaml ]]; then
+    echo "test.sh: $deb: Architecture must be arm64 and /etc/mixcast/mixcastd.yaml its conffile"
+    return 1
+  fi
+  local unpacked
+  unpacked=$(mktemp -d)
+  dpkg-deb -x "$deb" "$unpacked"
+  if ! LC_ALL=C readelf -h "$unpacked/usr/bin/mixcastd" | grep -q 'Machine: *AArch64'; then
+    rm -rf "$unpacked"
+    echo "test.sh: $deb: usr/bin/mixcastd is not an AArch64 binary"
+    return 1
+  fi
+  rm -rf "$unpacked"
+  echo "test.sh: $deb ($(stat -c %s "$deb") bytes) holds mixcastd, mixcast, the unit and the config"
+}
+
+# 32-bit ARM: catches what only a 32-bit size_t or a missing 128-bit integer breaks.
+step_armhf() {
+  quiet_build cross-deps-armhf bash scripts/install-cross-deps.sh armhf || return 1
+  quiet_build configure-armhf cmake --preset armhf || return 1
+  quiet_build build-armhf cmake --build --preset armhf || return 1
+  ctest --preset armhf -j2 -E "_NOT_BUILT\$"
+}
+
 if ! bash scripts/install-deps.sh; then
   echo "test.sh: installing dependencies failed"
   exit 1
@@ -79,6 +169,9 @@ fi
 
 echo "== release build + tests (build/release)"
 if step_default; then record ok "release build + ctest (build/release)"; else record FAILED "release build + ctest (build/release)"; fi
+
+echo "== analysis module + scripts: pytest (build/release)"
+if step_analysis; then record ok "analysis pytest (build/release)"; else record FAILED "analysis pytest (build/release)"; fi
 
 echo "== ASan + UBSan build + tests (build/asan)"
 if step_asan; then record ok "ASan+UBSan build + ctest (build/asan)"; else record FAILED "ASan+UBSan build + ctest (build/asan)"; fi
@@ -91,6 +184,20 @@ elif step_fuzz; then
   record ok "fuzz build + ${fuzz_seconds} s run of fuzz_wire_decode"
 else
   record FAILED "fuzz build + ${fuzz_seconds} s run of fuzz_wire_decode"
+fi
+
+echo "== ARM cross build (build/aarch64)"
+if step_arm; then
+  record ok "aarch64 cross build + ctest under qemu-aarch64 + arm64 .deb (build/aarch64)"
+else
+  record FAILED "aarch64 cross build + ctest under qemu-aarch64 + arm64 .deb (build/aarch64)"
+fi
+
+echo "== ARM 32-bit cross build (build/armhf)"
+if step_armhf; then
+  record ok "armhf cross build + ctest under qemu-arm (build/armhf)"
+else
+  record FAILED "armhf cross build + ctest under qemu-arm (build/armhf)"
 fi
 
 echo
