@@ -3,14 +3,17 @@
 //   mixcast-sim sweep SCENARIO ...   a grid of runs (node counts x modes x seeds) -> sweep.csv
 //   mixcast-sim check SCENARIO ...   validate a scenario and explain it
 // Exit codes: 0 ok, 2 bad input (scenario, flags, output directory), 1 internal error.
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <exception>
+#include <functional>
 #include <filesystem>
 #include <iostream>
 #include <mutex>
@@ -195,6 +198,46 @@ class ProgressLine {
   std::uint64_t last_events_ = 0;
 };
 
+// Runs `work` in a forked child and returns the string it produced. ns-3 keeps global state (random
+// streams, ids) that a second simulation in the same process would inherit, so every ns-3 run of a
+// sweep gets a fresh process; its result comes back through a pipe.
+std::string in_child_process(const std::function<std::string()>& work) {
+  int fds[2];
+  if (::pipe(fds) != 0) throw std::runtime_error("pipe failed");
+  std::fflush(nullptr);
+  const pid_t pid = ::fork();
+  if (pid < 0) throw std::runtime_error("fork failed");
+  if (pid == 0) {
+    ::close(fds[0]);
+    std::string out;
+    int code = 0;
+    try {
+      out = work();
+    } catch (const std::exception& e) {
+      out = e.what();
+      code = 1;
+    }
+    for (std::size_t done = 0; done < out.size();) {
+      const ssize_t n = ::write(fds[1], out.data() + done, out.size() - done);
+      if (n <= 0) break;
+      done += static_cast<std::size_t>(n);
+    }
+    ::_exit(code);
+  }
+  ::close(fds[1]);
+  std::string out;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR);)
+    if (n > 0) out.append(buf, static_cast<std::size_t>(n));
+  ::close(fds[0]);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (!WIFEXITED(status)) throw std::runtime_error("the ns-3 run's process died (signal " + std::to_string(WTERMSIG(status)) + ")");
+  if (WEXITSTATUS(status) != 0) throw std::runtime_error(out);
+  return out;
+}
+
 RunResult run_engine(const std::string& engine, const Scenario& s, const mixcast::sim::RunOptions& options) {
   check_engine(engine);
 #ifdef MIXCAST_HAVE_NS3
@@ -378,8 +421,8 @@ int cmd_sweep(const SweepArgs& a) {
       const std::size_t i = next.fetch_add(1);
       if (i >= total) return;
       try {
-        const RunResult result = run_engine(a.engine, grid[i], {});
-        std::string row = sweep_row(mixcast::sim::summarize(result));
+        auto one_row = [&] { return sweep_row(mixcast::sim::summarize(run_engine(a.engine, grid[i], {}))); };
+        std::string row = a.engine == "ns3" ? in_child_process(one_row) : one_row();
         std::lock_guard<std::mutex> lock(mu);
         rows[i] = std::move(row);
         ++done;
