@@ -7,14 +7,13 @@
 
 namespace mixcast {
 
-Node::Node(NodeConfig config, std::shared_ptr<const View> view)
+Node::Node(NodeConfig config, std::shared_ptr<const View> view, std::shared_ptr<IslandCache> island_cache)
     : cfg_(config),
-      view_(std::move(view)),
+      view_(view ? std::move(view) : throw std::invalid_argument("mixcast::Node: no membership view")),
       rng_(config.seed),
       dedup_(config.dedup_window),
-      control_dedup_(config.dedup_window),
-      reach_(config.reach_expiry) {
-  if (!view_) throw std::invalid_argument("mixcast::Node: no membership view");
+      reach_(config.reach_expiry),
+      islands_(view_, std::move(island_cache)) {
   auto rank = view_->rank_of(cfg_.self);
   if (!rank) throw std::invalid_argument("mixcast::Node: node " + std::to_string(cfg_.self) + " is not in its view");
   self_rank_ = *rank;
@@ -28,17 +27,13 @@ Node::Node(NodeConfig config, std::shared_ptr<const View> view)
   if (mixed()) next_tick_ = static_cast<Micros>(rng_.below(static_cast<std::uint64_t>(cfg_.confirm_interval)));
 }
 
-std::uint64_t Node::island_hash() {
-  if (!mixed()) return view_->hash();
-  islands_.rebuild(*view_);
-  return islands_.hash();
-}
+std::uint64_t Node::island_hash() const { return mixed() ? islands_.hash() : view_->hash(); }
 
 wire::Bytes Node::hello_frame() const { return wire::encode_frame({wire::Hello{cfg_.self, view_->hash()}}); }
 
-std::size_t Node::island_count() {
+std::size_t Node::island_count() const {
   if (!mixed()) return view_->size();
-  islands_.rebuild(*view_);
+  islands_.rebuild();
   return islands_.size();
 }
 
@@ -52,11 +47,11 @@ MessageId Node::broadcast(wire::Bytes payload, Micros now) {
 MessageId Node::start(wire::Bytes payload, std::uint8_t flags, Micros now) {
   const bool control = flags & wire::Broadcast::kControl;
   const MessageId id{cfg_.self, control ? (kControlSeqBit | next_control_seq_++) : next_seq_++};
-  (control ? control_dedup_ : dedup_).insert(id);
+  if (!control) dedup_.insert(id);  // our own announcement is already claimed (announce_island)
   hold(id, 0, flags, payload);
   if (mixed()) {
     // TCP tree over the other islands first, then one multicast into our own island.
-    islands_.rebuild(*view_);
+    islands_.rebuild();
     const auto islands = static_cast<std::uint32_t>(islands_.size());
     cover(id, TargetSet::island_range(islands_.island_of(cfg_.self), 1, islands - 1, islands), now);
     cover_own_island(id, now);
@@ -205,15 +200,21 @@ void Node::accept(const wire::Broadcast& b, Channel channel, Micros now) {
     ++counters_.bad_targets;  // a control flag on an application seq, or the reverse
     return;
   }
-  switch ((control ? control_dedup_ : dedup_).insert(id)) {
+  if (control) {
+    // Announcements are deduplicated by the leader's claim version: a newer one supersedes the rest,
+    // so per-leader state stays one claim (the model engine holds 10^5 nodes x 10^3 leaders).
+    wire::Decoded d = wire::decode_frame(b.payload);
+    auto* digest = d.ok() ? std::get_if<wire::IslandDigest>(&d.messages.front()) : nullptr;
+    if (!digest || digest->islands.size() != 1) {
+      ++counters_.bad_targets;
+      return;
+    }
+    if (islands_.claim(b.origin, b.seq, std::move(digest->islands.front()), now) == IslandView::Claimed::duplicate)
+      ++counters_.duplicates;
+    return;
+  }
+  switch (dedup_.insert(id)) {
     case SeenResult::fresh:
-      if (control) {
-        wire::Decoded d = wire::decode_frame(b.payload);
-        const auto* digest = d.ok() ? std::get_if<wire::IslandDigest>(&d.messages.front()) : nullptr;
-        if (digest && digest->islands.size() == 1) islands_.claim(b.origin, b.seq, digest->islands.front(), now);
-        else ++counters_.bad_targets;
-        return;
-      }
       ++counters_.delivered;
       deliveries_.push_back(Delivery{id, b.round, channel, b.flags, b.payload});
       return;
@@ -282,9 +283,9 @@ bool Node::interpret_targets(const wire::Broadcast& b, TargetSet& out) {
     out = TargetSet::range(*origin_rank, t.lo, t.count);
     return out.at(*view_, 0) == head;
   }
-  if (mixed()) {
-    islands_.rebuild(*view_);
-    if (t.view_hash == islands_.hash() && view_->contains(b.origin) &&
+  if (mixed() && t.view_hash == islands_.hash()) {
+    islands_.rebuild();
+    if (view_->contains(b.origin) &&
         std::uint64_t{t.lo} + t.count <= islands_.size()) {
       const auto islands = static_cast<std::uint32_t>(islands_.size());
       out = TargetSet::island_range(islands_.island_of(b.origin), t.lo, t.count, islands);
@@ -379,7 +380,7 @@ void Node::cover(const MessageId& id, TargetSet rest, Micros now) {
   }
 }
 
-std::optional<NodeId> Node::pick_island_delegate(const std::vector<NodeId>& members, const MessageId& id) const {
+std::optional<NodeId> Node::pick_island_delegate(IdRange members, const MessageId& id) const {
   // Rotate by message so one island's load is spread over its members; skip suspects.
   const std::size_t start = static_cast<std::size_t>((id.seq + id.origin) % members.size());
   for (std::size_t i = 0; i < members.size(); ++i) {
@@ -505,7 +506,7 @@ void Node::fail_pending(std::uint64_t token, Micros now) {
 }
 
 void Node::cover_own_island(const MessageId& id, Micros now) {
-  islands_.rebuild(*view_);
+  islands_.rebuild();
   const auto& island = islands_.island(islands_.island_of(cfg_.self));
   if (island.size() <= 1) return;
   Active& a = active_.at(id);
@@ -571,7 +572,14 @@ void Node::multicast_heard(const std::vector<NodeId>& heard, Micros now) {
     else runs.push_back({id, 1});
   }
   // Datagrams stay under max_datagram_bytes: scattered ids may take several.
-  const std::size_t fixed = 1 + 16 + 4 + wire::varint_size(runs.size());  // version, header, list head
+  // The fixed part, measured: frame head, multicast header (at the highest mseq these lists can
+  // take) and the list's type. An empty list spends one byte each on its body length and run
+  // count; a full one at most the varints of the datagram limit and of all the runs.
+  wire::FrameBuilder probe;
+  probe.add(wire::McastHeader{cfg_.self, mseq_ + runs.size()});
+  probe.add(wire::HeardList{});
+  const std::size_t fixed =
+      probe.size() - 2 + wire::varint_size(cfg_.max_datagram_bytes) + wire::varint_size(runs.size());
   std::size_t first = 0;
   while (first < runs.size()) {
     std::size_t bytes = fixed, last = first;
@@ -682,7 +690,7 @@ void Node::tick(Micros now) {
     ++counters_.beacons;
     multicast(std::nullopt, now);
   }
-  if (islands_.expire(now, 4 * cfg_.reach_expiry)) islands_.rebuild(*view_);
+  if (islands_.expire(now, 4 * cfg_.reach_expiry)) islands_.rebuild();
   announce_island(now);
 }
 

@@ -179,7 +179,7 @@ struct Runtime::Impl {
     wire::append_stream_frame(hello, node.hello_frame());
     c->queued_bytes += hello.size();
     c->queue.push_back(std::move(hello));
-    if (view->behind_nat(peer) && !view->same_nat(cfg.node.self, peer)) {
+    if (!node.dialable(peer)) {
       // Behind a NAT we are not in: it cannot be dialled, it dials us (we are its gateway). Hold
       // the frames until its connection arrives (adopt), or report the link failed.
       c->outbound = false;
@@ -384,7 +384,7 @@ struct Runtime::Impl {
   // (100 ms doubling to 5 s); a connect that succeeds reports the link up.
   void schedule_reconnect(NodeId peer) {
     if (stopped || !cfg.peer(peer)) return;
-    if (view->behind_nat(peer) && !view->same_nat(cfg.node.self, peer)) return;  // it reconnects to us
+    if (!node.dialable(peer)) return;  // it reconnects to us
     auto& r = reconnects[peer];
     if (!r.timer) r.timer = std::make_unique<asio::steady_timer>(io);
     r.backoff = r.backoff == Micros{0} ? kFirstRetry : std::min<Micros>(2 * r.backoff, kMaxRetry);
@@ -490,10 +490,10 @@ nlohmann::json Runtime::Impl::status() const {
   s["mode"] = std::string(to_string(cfg.node.mode));
   s["members"] = view->members();
   s["uptime_s"] = static_cast<double>(t) / 1e6;
-  auto& n = const_cast<Node&>(node);  // island_count/hash rebuild lazily
+  const std::size_t count = node.island_count();  // brings the island view up to date first
   json islands = json::array();
-  for (std::size_t i = 0; i < node.islands().size(); ++i) islands.push_back(node.islands().island(i));
-  s["islands"] = {{"count", n.island_count()}, {"hash", n.island_hash()}, {"list", islands}};
+  for (std::size_t i = 0; i < node.islands().size(); ++i) islands.push_back(node.islands().island(i).to_vector());
+  s["islands"] = {{"count", count}, {"hash", node.island_hash()}, {"list", islands}};
   std::vector<NodeId> hears_me, i_hear;
   for (NodeId m : view->members()) {
     if (m == cfg.node.self) continue;

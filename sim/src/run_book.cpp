@@ -45,13 +45,15 @@ std::vector<std::unique_ptr<Node>> RunBook::make_nodes() const {
   }
   auto view = std::make_shared<const View>(ids, natted, nat_domains);
   const NodeConfig base = node_config(s_);
+  // One thread runs every node of an engine: they share claim lists and island partitions.
+  auto island_cache = std::make_shared<IslandCache>();
   std::vector<std::unique_ptr<Node>> nodes;
   nodes.reserve(n_);
   for (NodeId i = 0; i < n_; ++i) {
     NodeConfig cfg = base;
     cfg.self = i;
     cfg.seed = s_.seed * 0x9E3779B97F4A7C15ULL + i;
-    nodes.push_back(std::make_unique<Node>(cfg, view));
+    nodes.push_back(std::make_unique<Node>(cfg, view, island_cache));
   }
   return nodes;
 }

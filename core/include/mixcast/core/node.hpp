@@ -115,8 +115,9 @@ struct NodeCounters {
 
 class Node {
  public:
-  // Throws std::invalid_argument if `self` is not a member of `view`.
-  Node(NodeConfig config, std::shared_ptr<const View> view);
+  // Throws std::invalid_argument if `self` is not a member of `view`. Nodes of one process that
+  // run on one thread may share `island_cache` (see IslandCache); nullptr gives the node its own.
+  Node(NodeConfig config, std::shared_ptr<const View> view, std::shared_ptr<IslandCache> island_cache = nullptr);
 
   // ---- inputs ----
   MessageId broadcast(wire::Bytes payload, Micros now);
@@ -137,9 +138,12 @@ class Node {
   const NodeCounters& counters() const { return counters_; }
   bool suspects(NodeId peer) const { return suspected_.count(peer) != 0; }
   wire::Bytes hello_frame() const;  // what an engine sends first on a new connection
+  // Whether this node may open a connection to `peer`: not to a node behind a NAT it is not in
+  // (that node dials its gateways; frames for it wait for its connection).
+  bool dialable(NodeId peer) const { return !view_->behind_nat(peer) || view_->same_nat(cfg_.self, peer); }
   // The island view as this node knows it (mixed mode); in TCP mode every node is its own island.
-  std::size_t island_count();
-  std::uint64_t island_hash();  // equal on two nodes when they plan with the same islands
+  std::size_t island_count() const;
+  std::uint64_t island_hash() const;  // equal on two nodes when they plan with the same islands
   const IslandView& islands() const { return islands_; }
   const Reachability& reachability() const { return reach_; }
 
@@ -197,7 +201,7 @@ class Node {
                        std::optional<std::uint32_t> relay_round = std::nullopt);
   void cover_own_island(const MessageId& id, Micros now);
   void fail_pending(std::uint64_t token, Micros now);
-  std::optional<NodeId> pick_island_delegate(const std::vector<NodeId>& members, const MessageId& id) const;
+  std::optional<NodeId> pick_island_delegate(IdRange members, const MessageId& id) const;
   std::optional<NodeId> gateway_for(NodeId natted) const;  // nullopt: connect directly
   wire::Broadcast message_for(const MessageId& id, const Active& a) const;
   void send_leaf(const MessageId& id, Active& a, NodeId to, std::uint8_t flags);  // no targets, no ack
@@ -220,8 +224,7 @@ class Node {
   NodeCounters counters_;
   std::uint64_t next_seq_ = 1;
   std::uint64_t next_control_seq_ = 1;
-  DedupTable dedup_;
-  DedupTable control_dedup_;
+  DedupTable dedup_;  // application broadcasts; island announcements are deduplicated by IslandView
 
   std::unordered_map<MessageId, Active, MessageIdHash> active_;
   std::unordered_map<std::uint64_t, Pending> pending_;  // by token
