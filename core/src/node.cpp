@@ -54,7 +54,7 @@ MessageId Node::start(wire::Bytes payload, std::uint8_t flags, Micros now) {
     islands_.rebuild();
     const auto islands = static_cast<std::uint32_t>(islands_.size());
     cover(id, TargetSet::island_range(islands_.island_of(cfg_.self), 1, islands - 1, islands), now);
-    cover_own_island(id, now);
+    cover_own_island(id, islands_.island(islands_.island_of(cfg_.self)), now);
   } else {
     // Every other member: positions 1..n-1 of the view rotated at ourselves.
     cover(id, TargetSet::range(self_rank_, 1, static_cast<std::uint32_t>(view_->size() - 1)), now);
@@ -260,7 +260,7 @@ void Node::handle_broadcast(NodeId from, Channel channel, wire::Broadcast&& b, M
     send_delegation(id, b.relay_to, std::move(set), now, false, b.round + 1);
   } else if (set.over_islands()) {
     cover(id, set.slice(1, set.size()), now);
-    cover_own_island(id, now);
+    cover_own_island(id, island_members(set, 0), now);
   } else {
     cover(id, set.slice(1, set.size()), now);
   }
@@ -275,6 +275,20 @@ bool Node::interpret_targets(const wire::Broadcast& b, TargetSet& out) {
     std::vector<NodeId> ids = t.ids;
     if (ids.front() != head) ids.insert(ids.begin(), head);  // tolerate a sender that left the head out
     out = TargetSet::list(std::move(ids));
+    return true;
+  }
+  if (t.kind == wire::Targets::Kind::island_list) {
+    // Listed islands need no shared island view. The delegate belongs to the first island.
+    const auto first = t.ids.begin() + t.island_sizes.front();
+    if (!std::binary_search(t.ids.begin(), first, head)) return false;
+    if (mixed()) {
+      out = TargetSet::island_list(t.ids, t.island_sizes);
+    } else {  // no multicast here: every listed node over TCP, the delegate first
+      std::vector<NodeId> ids{head};
+      for (NodeId m : t.ids)
+        if (m != head) ids.push_back(m);
+      out = TargetSet::list(std::move(ids));
+    }
     return true;
   }
   if (t.view_hash == view_->hash()) {
@@ -390,10 +404,25 @@ std::optional<NodeId> Node::pick_island_delegate(IdRange members, const MessageI
   return std::nullopt;
 }
 
+IdRange Node::island_members(const TargetSet& set, std::size_t i) const {
+  return set.explicit_islands() ? set.listed_island(i) : islands_.island(set.island_at(i));
+}
+
+TargetSet Node::listed_islands(const TargetSet& set) const {
+  std::vector<NodeId> ids;
+  std::vector<std::uint32_t> sizes;
+  for (std::size_t i = 0; i < set.size(); ++i) {
+    const IdRange members = island_members(set, i);
+    ids.insert(ids.end(), members.begin(), members.end());
+    sizes.push_back(static_cast<std::uint32_t>(members.size()));
+  }
+  return TargetSet::island_list(std::move(ids), sizes);
+}
+
 void Node::delegate(const MessageId& id, TargetSet set, Micros now) {
   NodeId head;
   if (set.over_islands()) {
-    auto d = pick_island_delegate(islands_.island(set.island_at(0)), id);
+    auto d = pick_island_delegate(island_members(set, 0), id);
     if (!d) {  // every member is suspected dead: skip the island
       ++counters_.redelegations;
       cover(id, set.slice(1, set.size()), now);
@@ -435,20 +464,28 @@ void Node::send_delegation(const MessageId& id, NodeId head, TargetSet set, Micr
   if (relay_round) b.round = *relay_round;
   const bool ranges = !as_list && !foreign_view_.count(head);
   if (set.over_islands()) {
-    const bool leaf = set.size() == 1 && islands_.island(set.island_at(0)).size() == 1;
+    // Island ranks need the same island view; listed islands need only the same membership view.
+    // A delegate that knows neither gets every node, itself first, and covers them by TCP.
+    const bool leaf = set.size() == 1 && island_members(set, 0).size() == 1;
     if (leaf) {
       // an island of one: nothing to hand on
-    } else if (ranges) {
+    } else if (ranges && !set.explicit_islands()) {
       b.targets.kind = wire::Targets::Kind::view_range;
       b.targets.view_hash = islands_.hash();
       b.targets.lo = set.lo();
       b.targets.count = set.count();
+    } else if (!foreign_view_.count(head)) {
+      b.targets.kind = wire::Targets::Kind::island_list;
+      for (std::size_t i = 0; i < set.size(); ++i) {
+        const IdRange members = island_members(set, i);
+        b.targets.ids.insert(b.targets.ids.end(), members.begin(), members.end());
+        b.targets.island_sizes.push_back(static_cast<std::uint32_t>(members.size()));
+      }
     } else {
-      // Explicit fallback: every node of those islands, the delegate first; it covers them by TCP.
       b.targets.kind = wire::Targets::Kind::id_list;
       b.targets.ids.push_back(head);
       for (std::size_t i = 0; i < set.size(); ++i)
-        for (NodeId m : islands_.island(set.island_at(i)))
+        for (NodeId m : island_members(set, i))
           if (m != head) b.targets.ids.push_back(m);
     }
   } else {
@@ -466,14 +503,8 @@ void Node::send_delegation(const MessageId& id, NodeId head, TargetSet set, Micr
     ++counters_.delegations;
     ++a.pending;
     // Island ranks are only valid for the island view they were made with, which may change before
-    // this delegation fails: keep the delegated nodes themselves, the delegate first.
-    if (set.over_islands()) {
-      std::vector<NodeId> ids{head};
-      for (std::size_t i = 0; i < set.size(); ++i)
-        for (NodeId m : islands_.island(set.island_at(i)))
-          if (m != head) ids.push_back(m);
-      set = TargetSet::list(std::move(ids));
-    }
+    // this delegation fails or is refused: keep the islands' members themselves.
+    if (set.over_islands() && !set.explicit_islands()) set = listed_islands(set);
     const std::uint64_t token = next_token_++;
     const Micros deadline = now + cfg_.ack_timeout;
     pending_.emplace(token, Pending{peer, head, id, std::move(set), deadline});
@@ -499,15 +530,13 @@ void Node::fail_pending(std::uint64_t token, Micros now) {
     delegate(pend.id, std::move(pend.set), now);
   } else {
     // The failed delegate's share, minus itself, becomes ours again.
-    cover(pend.id, pend.set.slice(1, pend.set.size()), now);
+    cover(pend.id, pend.set.without(pend.head), now);
     leaf_to_suspect(pend.id, pend.head);
   }
   release(pend.id);  // our hold kept Active alive until here
 }
 
-void Node::cover_own_island(const MessageId& id, Micros now) {
-  islands_.rebuild();
-  const auto& island = islands_.island(islands_.island_of(cfg_.self));
+void Node::cover_own_island(const MessageId& id, IdRange island, Micros now) {
   if (island.size() <= 1) return;
   Active& a = active_.at(id);
   // One multicast reaches every member that hears us...

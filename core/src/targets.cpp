@@ -1,5 +1,7 @@
 #include "mixcast/core/targets.hpp"
 
+#include <algorithm>
+
 namespace mixcast {
 
 TargetSet TargetSet::slice(std::size_t begin, std::size_t end) const {
@@ -8,8 +10,27 @@ TargetSet TargetSet::slice(std::size_t begin, std::size_t end) const {
     s.islands_ = islands_;
     return s;
   }
+  if (explicit_islands()) {
+    std::vector<std::uint32_t> sizes;
+    for (std::size_t i = begin; i < end; ++i) sizes.push_back(offsets_[i + 1] - offsets_[i]);
+    return island_list(std::vector<NodeId>(ids_.begin() + offsets_[begin], ids_.begin() + offsets_[end]), sizes);
+  }
   return list(std::vector<NodeId>(ids_.begin() + static_cast<std::ptrdiff_t>(begin),
                                   ids_.begin() + static_cast<std::ptrdiff_t>(end)));
+}
+
+TargetSet TargetSet::without(NodeId head) const {
+  if (!explicit_islands() || size() == 0) return slice(std::min<std::size_t>(1, size()), size());
+  std::vector<NodeId> ids;
+  std::vector<std::uint32_t> sizes;
+  ids.reserve(ids_.size());
+  for (std::size_t i = 0; i < size(); ++i) {
+    std::uint32_t kept = 0;
+    for (NodeId m : listed_island(i))
+      if (i > 0 || m != head) ids.push_back(m), ++kept;
+    if (kept > 0) sizes.push_back(kept);
+  }
+  return island_list(std::move(ids), sizes);
 }
 
 std::vector<NodeId> TargetSet::ids(const View& view) const {

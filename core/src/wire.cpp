@@ -139,6 +139,16 @@ void put_targets(Bytes& out, const Targets& t) {
       put_varint(out, t.count);
       break;
     case Targets::Kind::id_list: put_ids(out, t.ids); break;
+    case Targets::Kind::island_list: {
+      put_varint(out, t.island_sizes.size());
+      std::size_t at = 0;
+      for (std::uint32_t size : t.island_sizes) {
+        put_varint(out, size);
+        for (std::uint32_t i = 0; i < size; ++i, ++at)  // ascending: the first id, then gaps minus one
+          put_varint(out, i == 0 ? t.ids[at] : std::uint64_t{t.ids[at]} - t.ids[at - 1] - 1);
+      }
+      break;
+    }
   }
 }
 
@@ -157,6 +167,31 @@ bool get_targets(Reader& r, Targets& t) {
       if (!r.ids(t.ids)) return false;
       if (t.ids.empty()) return r.fail(DecodeError::bad_value);
       return true;
+    case 3: {
+      t.kind = Targets::Kind::island_list;
+      std::uint64_t islands;
+      if (!r.varint(islands)) return false;
+      if (islands == 0) return r.fail(DecodeError::bad_value);
+      if (islands > r.left() / 2) return r.fail(DecodeError::truncated);  // a size and an id each
+      t.island_sizes.assign(static_cast<std::size_t>(islands), 0);
+      t.ids.clear();
+      for (auto& size : t.island_sizes) {
+        std::uint64_t n;
+        if (!r.varint(n)) return false;
+        if (n == 0) return r.fail(DecodeError::bad_value);
+        if (n > r.left()) return r.fail(DecodeError::truncated);  // every id takes a byte or more
+        size = static_cast<std::uint32_t>(n);
+        std::uint64_t id = 0;
+        for (std::uint64_t i = 0; i < n; ++i) {
+          std::uint64_t delta;
+          if (!r.varint(delta)) return false;
+          id = i == 0 ? delta : id + 1 + delta;
+          if (delta > UINT32_MAX || id > UINT32_MAX) return r.fail(DecodeError::bad_value);
+          t.ids.push_back(static_cast<NodeId>(id));
+        }
+      }
+      return true;
+    }
     default: return r.fail(DecodeError::bad_value);
   }
 }

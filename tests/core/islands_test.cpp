@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "mixcast/core/islands.hpp"
+#include "mixcast/core/node.hpp"
 #include "mixcast/core/rng.hpp"
 
 namespace mixcast {
@@ -148,6 +149,126 @@ TEST(IslandCache, EntriesNobodyHoldsAreDropped) {
   for (NodeId l = 0; l < 4100; l += 2) w.claim(l, 1, {l, l + 1, l + 2}, 0);
   EXPECT_EQ(w.claims(), 2050u);
   EXPECT_EQ(cache->member_lists(), 2050u);
+}
+
+// ---- Listed islands: the delegation fallback when only the island view differs ----
+
+NodeConfig mixed_node(NodeId self) {
+  NodeConfig c;
+  c.self = self;
+  c.mode = Mode::mixed;
+  return c;
+}
+
+void feed(Node& n, NodeId from, const wire::Message& m, Micros now) {
+  const wire::Bytes f = wire::encode_frame({m});
+  ASSERT_EQ(n.on_frame(from, Channel::tcp, f.data(), f.size(), now), wire::DecodeError::none);
+}
+
+std::vector<std::pair<Transmit, wire::Message>> sent(Node& n) {
+  std::vector<std::pair<Transmit, wire::Message>> out;
+  while (auto t = n.poll_transmit())
+    for (auto& m : wire::decode_frame(t->bytes).messages) out.emplace_back(*t, std::move(m));
+  return out;
+}
+
+wire::Broadcast listed_islands_delegation(NodeId origin, std::vector<std::vector<NodeId>> islands) {
+  wire::Broadcast b;
+  b.origin = origin;
+  b.seq = 1;
+  b.round = 1;
+  b.payload = {42};
+  b.targets.kind = wire::Targets::Kind::island_list;
+  for (auto& island : islands) {
+    b.targets.ids.insert(b.targets.ids.end(), island.begin(), island.end());
+    b.targets.island_sizes.push_back(static_cast<std::uint32_t>(island.size()));
+  }
+  return b;
+}
+
+TEST(ListedIslands, DelegateMulticastsIntoItsListedIslandAndHandsOnTheOthersAsIslands) {
+  // Node 0 knows no islands at all, yet is handed islands {0,1,2}, {4,5} and {6}.
+  Node n(mixed_node(0), view_of(8));
+  feed(n, 7, listed_islands_delegation(7, {{0, 1, 2}, {4, 5}, {6}}), 0);
+  ASSERT_TRUE(n.poll_delivery().has_value());
+  bool acked = false, multicast = false;
+  std::vector<NodeId> tcp_leaves;
+  std::vector<wire::Targets> delegations;
+  for (auto& [t, m] : sent(n)) {
+    if (auto* a = std::get_if<wire::Ack>(&m)) acked = t.to == 7 && a->status == wire::AckStatus::accepted;
+    auto* b = std::get_if<wire::Broadcast>(&m);
+    if (!b || b->seq != 1) continue;
+    if (t.channel == Channel::multicast) multicast = true;
+    else if (b->targets.kind == wire::Targets::Kind::none) tcp_leaves.push_back(t.to);
+    else delegations.push_back(b->targets);
+  }
+  EXPECT_TRUE(acked);
+  EXPECT_TRUE(multicast) << "one multicast into its own listed island";
+  std::sort(tcp_leaves.begin(), tcp_leaves.end());
+  // 1 and 2 have not confirmed hearing node 0 yet: TCP copies; 6 is an island of one: a leaf.
+  EXPECT_EQ(tcp_leaves, (std::vector<NodeId>{1, 2, 6}));
+  ASSERT_EQ(delegations.size(), 1u);
+  EXPECT_EQ(delegations[0].kind, wire::Targets::Kind::island_list);
+  EXPECT_EQ(delegations[0].ids, (std::vector<NodeId>{4, 5}));
+}
+
+TEST(ListedIslands, ADelegateOutsideTheFirstIslandRefusesATcpModeNodeTakesEveryoneOverTcp) {
+  Node wrong(mixed_node(3), view_of(8));
+  feed(wrong, 7, listed_islands_delegation(7, {{0, 1, 2}, {4, 5}}), 0);
+  bool refused = false;
+  for (auto& [t, m] : sent(wrong))
+    if (auto* a = std::get_if<wire::Ack>(&m)) refused = a->status == wire::AckStatus::view_mismatch;
+  EXPECT_TRUE(refused);
+
+  NodeConfig tcp;
+  tcp.self = 0;
+  Node n(tcp, view_of(8));
+  feed(n, 7, listed_islands_delegation(7, {{0, 1, 2}, {4, 5}}), 0);
+  std::vector<NodeId> reached;
+  for (auto& [t, m] : sent(n)) {
+    auto* b = std::get_if<wire::Broadcast>(&m);
+    if (!b) continue;
+    EXPECT_EQ(t.channel, Channel::tcp);
+    reached.push_back(t.to);
+    if (b->targets.kind == wire::Targets::Kind::id_list)
+      reached.insert(reached.end(), b->targets.ids.begin() + 1, b->targets.ids.end());
+  }
+  std::sort(reached.begin(), reached.end());
+  EXPECT_EQ(reached, (std::vector<NodeId>{1, 2, 4, 5}));
+}
+
+TEST(ListedIslands, AnIslandViewMismatchIsResentAsListedIslandsNotAsEveryNode) {
+  // Node 0 holds claims {0..3} and {4..7}; its delegate (a member of {4..7}) holds none and refuses
+  // the island range. The resend names the islands' members, so the delegate still multicasts.
+  Node n(mixed_node(0), view_of(8));
+  for (NodeId leader : {0u, 4u}) {  // both announcements reach node 0 as control broadcasts
+    wire::Broadcast a;
+    a.origin = leader;
+    a.seq = (1ULL << 63) | 1;
+    a.flags = wire::Broadcast::kControl;
+    a.payload = wire::encode_frame({wire::IslandDigest{0, {{leader, leader + 1, leader + 2, leader + 3}}}});
+    feed(n, leader == 0 ? 1 : leader, a, 0);
+  }
+  ASSERT_EQ(n.island_count(), 2u);
+  sent(n);
+  const MessageId id = n.broadcast({9}, 1000);
+  NodeId delegate = 0;
+  for (auto& [t, m] : sent(n))
+    if (auto* b = std::get_if<wire::Broadcast>(&m); b && b->seq == id.seq && t.channel == Channel::tcp &&
+                                                    b->targets.kind == wire::Targets::Kind::view_range) {
+      EXPECT_EQ(b->targets.view_hash, n.island_hash());
+      delegate = t.to;
+    }
+  ASSERT_GE(delegate, 4u);
+  feed(n, delegate, wire::Ack{0, id.seq, wire::AckStatus::view_mismatch, n.view().hash()}, 2000);
+  std::optional<wire::Targets> resent;
+  for (auto& [t, m] : sent(n))
+    if (auto* b = std::get_if<wire::Broadcast>(&m); b && b->seq == id.seq && t.to == delegate) resent = b->targets;
+  ASSERT_TRUE(resent.has_value());
+  EXPECT_EQ(resent->kind, wire::Targets::Kind::island_list);
+  EXPECT_EQ(resent->ids, (std::vector<NodeId>{4, 5, 6, 7}));
+  EXPECT_EQ(resent->island_sizes, (std::vector<std::uint32_t>{4}));
+  EXPECT_EQ(n.counters().view_mismatches, 1u);
 }
 
 }  // namespace

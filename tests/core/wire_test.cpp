@@ -37,9 +37,15 @@ TEST(Wire, EveryMessageTypeRoundTrips) {
   listed.targets.ids = {5, 9, 100000};
   listed.flags = wire::Broadcast::kRelay | wire::Broadcast::kForced;
   listed.relay_to = 77;
+  Broadcast islands = sample_broadcast();
+  islands.targets = Targets{};
+  islands.targets.kind = Targets::Kind::island_list;
+  islands.targets.ids = {0, 1, 2, 3, 70, 4000000000u, 4294967295u, 9};
+  islands.targets.island_sizes = {4, 3, 1};
   std::vector<Message> all = {Hello{3, 42},
                               sample_broadcast(),
                               listed,
+                              islands,
                               Ack{1, 2, AckStatus::view_mismatch, 99},
                               McastHeader{4, 5},
                               Confirm{6, 7, 8},
@@ -51,6 +57,46 @@ TEST(Wire, EveryMessageTypeRoundTrips) {
   ASSERT_TRUE(d.ok()) << to_string(d.error);
   ASSERT_EQ(d.messages.size(), all.size());
   for (std::size_t i = 0; i < all.size(); ++i) EXPECT_TRUE(d.messages[i] == all[i]) << "message " << i;
+}
+
+TEST(Wire, IslandListsOfConsecutiveIdsTakeAboutAByteAMember) {
+  Broadcast b = sample_broadcast();
+  b.targets = Targets{};
+  b.targets.kind = Targets::Kind::island_list;
+  for (NodeId island = 0; island < 100; ++island) {
+    for (NodeId m = 0; m < 64; ++m) b.targets.ids.push_back(90000 + 64 * island + m);
+    b.targets.island_sizes.push_back(64);
+  }
+  const Bytes frame = encode_frame({b});
+  EXPECT_LT(frame.size(), 100u * (64 + 4) + 40);
+  auto d = decode_frame(frame);
+  ASSERT_TRUE(d.ok()) << to_string(d.error);
+  EXPECT_TRUE(std::get<Broadcast>(d.messages[0]) == b);
+}
+
+TEST(Wire, MalformedIslandListsAreRejected) {
+  // A broadcast frame with a hand-written targets block: kind 3, then `targets`, then an empty payload.
+  auto frame_with = [](Bytes targets) {
+    Bytes body;
+    put_varint(body, 5);   // origin
+    put_varint(body, 1);   // seq
+    put_varint(body, 0);   // round
+    body.push_back(0);     // flags
+    body.push_back(3);     // island_list
+    body.insert(body.end(), targets.begin(), targets.end());
+    put_varint(body, 0);   // payload length
+    Bytes f{kVersion, 2};  // broadcast
+    put_varint(f, body.size());
+    f.insert(f.end(), body.begin(), body.end());
+    return f;
+  };
+  ASSERT_TRUE(decode_frame(frame_with({1, 2, 7, 0})).ok());                    // one island {7, 8}
+  EXPECT_EQ(decode_frame(frame_with({0})).error, DecodeError::bad_value);      // no island
+  EXPECT_EQ(decode_frame(frame_with({1, 0})).error, DecodeError::bad_value);   // an empty island
+  EXPECT_EQ(decode_frame(frame_with({2, 1, 7})).error, DecodeError::truncated);  // a second island missing
+  EXPECT_EQ(decode_frame(frame_with({1, 100, 7})).error, DecodeError::truncated);  // 100 members claimed
+  Bytes past{1, 2, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F, 0};  // 2^32 - 1, then one more: past the id space
+  EXPECT_EQ(decode_frame(frame_with(past)).error, DecodeError::bad_value);
 }
 
 TEST(Wire, BroadcastWithRangeIsSmall) {

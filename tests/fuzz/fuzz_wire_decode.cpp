@@ -23,14 +23,20 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   reader.feed(data, size);
   while (auto body = reader.next()) wire::decode_frame(*body);
 
+  // A node in each mode: mixed mode reads island announcements and listed islands.
   static auto view = std::make_shared<const View>(std::vector<NodeId>{0, 1, 2, 3, 4, 5, 6, 7});
-  Node node(NodeConfig{}, view);
-  node.on_frame(3, Channel::tcp, data, size, 0);
-  node.on_frame(4, Channel::multicast, data, size, 0);
-  node.on_timeout(10'000'000);
-  while (node.poll_transmit()) {
-  }
-  while (node.poll_delivery()) {
+  for (Mode mode : {Mode::tcp, Mode::mixed}) {
+    NodeConfig cfg;
+    cfg.mode = mode;
+    Node node(cfg, view);
+    node.on_frame(3, Channel::tcp, data, size, 0);
+    node.on_frame(4, Channel::multicast, data, size, 0);
+    node.on_timeout(10'000'000);
+    node.broadcast({1}, 10'000'001);  // plans over whatever islands the input claimed
+    while (node.poll_transmit()) {
+    }
+    while (node.poll_delivery()) {
+    }
   }
   return 0;
 }

@@ -133,7 +133,9 @@ def start_local_cluster(workers: Optional[int] = None):
     n = workers or os.cpu_count() or 1
     # Loopback only: the scheduler, workers and nannies, and the HTTP servers (status pages) that
     # the scheduler and workers start even without a dashboard (on all interfaces by default).
-    return LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
+    # No worker memory limit: a run is one C++ engine call that Dask cannot spill, and the nanny
+    # would kill a worker whose run grows past its share (mixed mode at 100,000 nodes takes GBs).
+    return LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1", memory_limit=0,
                         dashboard_address="127.0.0.1:0", worker_dashboard_address="127.0.0.1:0", silence_logs=40)
 
 

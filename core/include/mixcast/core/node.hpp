@@ -199,7 +199,9 @@ class Node {
   void delegate(const MessageId& id, TargetSet set, Micros now);
   void send_delegation(const MessageId& id, NodeId head, TargetSet set, Micros now, bool as_list = false,
                        std::optional<std::uint32_t> relay_round = std::nullopt);
-  void cover_own_island(const MessageId& id, Micros now);
+  void cover_own_island(const MessageId& id, IdRange island, Micros now);  // one multicast, TCP where unheard
+  IdRange island_members(const TargetSet& set, std::size_t i) const;  // of a set over islands
+  TargetSet listed_islands(const TargetSet& set) const;  // a set of island ranks as listed islands
   void fail_pending(std::uint64_t token, Micros now);
   std::optional<NodeId> pick_island_delegate(IdRange members, const MessageId& id) const;
   std::optional<NodeId> gateway_for(NodeId natted) const;  // nullopt: connect directly

@@ -1,10 +1,12 @@
 // A set of nodes a broadcast's holder is responsible for, kept in the cheapest form: a range of
 // positions in the shared view (rotated so the origin is position 0), or explicit ids when the
-// peer's view differs. Splitting a set never copies ids for the range form.
+// peer's view differs. Sets over islands are a range of island ranks of the holder's island view,
+// or the islands' members listed. Splitting a set never copies ids for the range forms.
 #pragma once
 #include <cstdint>
 #include <vector>
 
+#include "mixcast/core/islands.hpp"
 #include "mixcast/core/types.hpp"
 #include "mixcast/core/view.hpp"
 #include "mixcast/core/wire.hpp"
@@ -33,17 +35,33 @@ class TargetSet {
     s.ids_ = std::move(ids);
     return s;
   }
+  // Islands given by their members, island after island (`sizes` of them, each ascending): what a
+  // delegation over islands becomes when the receiver's island view differs, or once it is pending.
+  static TargetSet island_list(std::vector<NodeId> ids, const std::vector<std::uint32_t>& sizes) {
+    TargetSet s;
+    s.ids_ = std::move(ids);
+    s.offsets_.assign(1, 0);
+    for (std::uint32_t n : sizes) s.offsets_.push_back(s.offsets_.back() + n);
+    return s;
+  }
 
-  std::size_t size() const { return is_range_ ? count_ : ids_.size(); }
+  std::size_t size() const { return is_range_ ? count_ : explicit_islands() ? offsets_.size() - 1 : ids_.size(); }
   bool empty() const { return size() == 0; }
   NodeId at(const View& view, std::size_t i) const {
     return is_range_ ? view.at_position(origin_rank_, std::uint64_t{lo_} + i) : ids_[i];
   }
-  bool over_islands() const { return islands_ > 0; }
+  bool over_islands() const { return islands_ > 0 || explicit_islands(); }
+  bool explicit_islands() const { return !offsets_.empty(); }
+  IdRange listed_island(std::size_t i) const {  // explicit islands only
+    return {ids_.data() + offsets_[i], ids_.data() + offsets_[i + 1]};
+  }
   std::uint32_t island_at(std::size_t i) const {
     return static_cast<std::uint32_t>((std::uint64_t{origin_rank_} + lo_ + i) % islands_);
   }
   TargetSet slice(std::size_t begin, std::size_t end) const;
+  // The set without its delegate `head`: a node set drops its first node; listed islands drop
+  // `head` from the first island (and that island if nobody else is left).
+  TargetSet without(NodeId head) const;
   std::vector<NodeId> ids(const View& view) const;
 
   // Wire form with this set's first node as the receiver: a range when allowed, else an id list.
@@ -57,6 +75,7 @@ class TargetSet {
   std::uint32_t origin_rank_ = 0, lo_ = 0, count_ = 0;
   std::uint32_t islands_ = 0;  // > 0: positions index islands, not view members
   std::vector<NodeId> ids_;
+  std::vector<std::uint32_t> offsets_;  // explicit islands: island i is ids_[offsets_[i], offsets_[i+1])
 };
 
 // The logarithmic split: a holder with `rest` targets left (itself excluded) hands this many of them,

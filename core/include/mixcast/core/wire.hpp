@@ -36,18 +36,26 @@ struct Targets {
     none = 0,        // a leaf send: deliver only
     view_range = 1,  // positions [lo, lo+count) of a shared view, rotated to start at the origin
     id_list = 2,     // explicit ids: the fallback when the receiver's view differs
+    island_list = 3,  // explicit islands: the fallback when only the receiver's island view differs
   };
   Kind kind = Kind::none;
   std::uint64_t view_hash = 0;  // view_range: which view the positions index
   std::uint32_t lo = 0;
   std::uint32_t count = 0;
-  std::vector<NodeId> ids;  // id_list
+  std::vector<NodeId> ids;  // id_list; island_list: the islands' members, island after island
+  // island_list: island i is the next island_sizes[i] ids, ascending; the receiver is in island 0.
+  // Encoded as ascending deltas: a 64-node subnet with consecutive ids takes about 66 bytes.
+  std::vector<std::uint32_t> island_sizes;
 
   std::size_t size() const {
-    return kind == Kind::view_range ? count : kind == Kind::id_list ? ids.size() : 0;
+    return kind == Kind::view_range    ? count
+           : kind == Kind::id_list     ? ids.size()
+           : kind == Kind::island_list ? island_sizes.size()
+                                       : 0;
   }
   friend bool operator==(const Targets& a, const Targets& b) {
-    return a.kind == b.kind && a.view_hash == b.view_hash && a.lo == b.lo && a.count == b.count && a.ids == b.ids;
+    return a.kind == b.kind && a.view_hash == b.view_hash && a.lo == b.lo && a.count == b.count && a.ids == b.ids &&
+           a.island_sizes == b.island_sizes;
   }
 };
 
