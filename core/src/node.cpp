@@ -475,12 +475,7 @@ void Node::send_delegation(const MessageId& id, NodeId head, TargetSet set, Micr
       b.targets.lo = set.lo();
       b.targets.count = set.count();
     } else if (!foreign_view_.count(head)) {
-      b.targets.kind = wire::Targets::Kind::island_list;
-      for (std::size_t i = 0; i < set.size(); ++i) {
-        const IdRange members = island_members(set, i);
-        b.targets.ids.insert(b.targets.ids.end(), members.begin(), members.end());
-        b.targets.island_sizes.push_back(static_cast<std::uint32_t>(members.size()));
-      }
+      b.targets = set.explicit_islands() ? set.islands_to_wire() : listed_islands(set).islands_to_wire();
     } else {
       b.targets.kind = wire::Targets::Kind::id_list;
       b.targets.ids.push_back(head);

@@ -56,4 +56,12 @@ wire::Targets TargetSet::to_wire(const View& view, bool range_allowed) const {
   return t;
 }
 
+wire::Targets TargetSet::islands_to_wire() const {
+  wire::Targets t;
+  t.kind = wire::Targets::Kind::island_list;
+  t.ids = ids_;
+  for (std::size_t i = 0; i + 1 < offsets_.size(); ++i) t.island_sizes.push_back(offsets_[i + 1] - offsets_[i]);
+  return t;
+}
+
 }  // namespace mixcast

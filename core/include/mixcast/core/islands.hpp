@@ -17,6 +17,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "mixcast/core/flat_map.hpp"
 #include "mixcast/core/types.hpp"
 #include "mixcast/core/view.hpp"
 
@@ -49,13 +50,13 @@ class Reachability {
   bool hears_me(NodeId n, Micros now) const;  // n confirmed hearing this node recently
   bool i_hear(NodeId n, Micros now) const;
   std::vector<NodeId> mutual(Micros now) const;  // sorted
-  std::unordered_map<NodeId, Heard>& heard_from() { return heard_; }
-  std::unordered_map<NodeId, Hearer>& hearers() { return hearers_; }
+  FlatMap<NodeId, Heard>& heard_from() { return heard_; }  // ascending sender ids
+  FlatMap<NodeId, Hearer>& hearers() { return hearers_; }
 
  private:
   Micros expiry_;
-  std::unordered_map<NodeId, Heard> heard_;
-  std::unordered_map<NodeId, Hearer> hearers_;
+  FlatMap<NodeId, Heard> heard_;  // both hold about one entry per member of our island
+  FlatMap<NodeId, Hearer> hearers_;
 };
 
 // The members one island claim names. Immutable; interned by an IslandCache, so every node (of one

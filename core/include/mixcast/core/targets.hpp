@@ -67,6 +67,7 @@ class TargetSet {
   // Wire form with this set's first node as the receiver: a range when allowed, else an id list.
   // Node sets only; island sets are encoded by the node, which knows the islands.
   wire::Targets to_wire(const View& view, bool range_allowed) const;
+  wire::Targets islands_to_wire() const;  // listed islands only: an island_list
   std::uint32_t lo() const { return lo_; }
   std::uint32_t count() const { return count_; }
 
