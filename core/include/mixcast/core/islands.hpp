@@ -8,8 +8,8 @@
 // Islands: a node X whose mutual set M(X) = {confirmed hearing X} ∩ {heard by X} holds no lower id
 // is a leader and announces the island {X} ∪ M(X) cluster-wide (a control broadcast). Every node
 // derives the same partition from the same announcements: nodes go to the lowest leader claiming
-// them, everyone unclaimed is an island of one. The partition has a hash, so delegations name
-// island ranges in O(1) bytes.
+// them, everyone unclaimed is an island of one. The claims have a hash, so delegations name
+// island ranges in O(1) bytes; a delegate with other claims gets the islands listed.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -149,8 +149,9 @@ class IslandView {
   // Makes the partition match the claims (shared through the cache when another node built it).
   void rebuild() const;
 
-  // Equal on two nodes exactly when they hold the same claims over the same view (so they plan
-  // with the same partition): no rebuild needed, which keeps it cheap to compare on every delegation.
+  // Equal on two nodes when they hold the same claims (leaders and members, not versions) over the
+  // same view, so they plan with the same partition. Needs no rebuild: cheap to compare on every
+  // delegation.
   std::uint64_t hash() const;
 
   // The partition of the last rebuild.
