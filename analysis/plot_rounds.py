@@ -11,7 +11,7 @@ with the generated scale:SIZE scenario, whose subnets stay near SIZE nodes as n 
 its tidy CSV next to the plot. Writes PREFIX.png, PREFIX.svg and PREFIX.json (the plotted numbers).
 
 Examples:
-  analysis/plot_rounds.py                                # the README's headline plot (about half an hour on 2 cores)
+  analysis/plot_rounds.py                                # the README's headline plot (about an hour on 2 cores)
   analysis/plot_rounds.py --nodes 8,64,512 --mixed-max 512 --out results/plots/small
   analysis/plot_rounds.py --csv results/headline/rounds.csv --out results/plots/rounds
 """
