@@ -35,4 +35,16 @@ SeenResult SeqWindow::insert(std::uint64_t seq, std::size_t window) {
   return SeenResult::fresh;
 }
 
+SeenResult DedupTable::insert(const MessageId& id) {
+  auto& kept = per_origin_[id.origin];
+  for (auto& inc : kept)
+    if (inc.number == id.incarnation) return inc.seen.insert(id.seq, window_);
+  if (kept.size() == kIncarnationsKept && id.incarnation < kept.front().number) return SeenResult::too_old;
+  auto at = std::find_if(kept.begin(), kept.end(), [&](const Incarnation& i) { return i.number > id.incarnation; });
+  at = kept.insert(at, Incarnation{id.incarnation, {}});
+  const SeenResult r = at->seen.insert(id.seq, window_);
+  if (kept.size() > kIncarnationsKept) kept.erase(kept.begin());
+  return r;
+}
+
 }  // namespace mixcast

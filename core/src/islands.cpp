@@ -4,8 +4,11 @@
 
 namespace mixcast {
 
-std::optional<Reachability::Gap> Reachability::heard(NodeId sender, std::uint64_t mseq, Micros now) {
+Reachability::HeardResult Reachability::heard(NodeId sender, std::uint64_t incarnation, std::uint64_t mseq,
+                                              Micros now) {
   Heard& h = heard_[sender];
+  if (incarnation < h.incarnation) return HeardResult{false, std::nullopt};  // a late datagram of a past life
+  if (incarnation > h.incarnation) h = Heard{incarnation};  // it restarted: a new stream, a new streak
   std::optional<Gap> gap;
   // Gaps only count once we have heard this sender recently; a stranger's history is not ours to repair.
   const bool recent = h.highest > 0 && now - h.last_heard <= expiry_;
@@ -17,7 +20,7 @@ std::optional<Reachability::Gap> Reachability::heard(NodeId sender, std::uint64_
   if (mseq > h.highest) h.highest = mseq;
   ++h.since_confirm;
   h.last_heard = now;
-  return gap;
+  return HeardResult{true, gap};
 }
 
 void Reachability::confirmed(NodeId receiver, std::uint64_t highest, Micros now) {
@@ -175,20 +178,23 @@ void IslandView::account(const Slot& s, bool add) {
   }
 }
 
-IslandView::Claimed IslandView::claim(NodeId leader, std::uint64_t version, std::vector<NodeId> members, Micros now) {
+IslandView::Claimed IslandView::claim(NodeId leader, std::uint64_t incarnation, std::uint64_t version,
+                                      std::vector<NodeId> members, Micros now) {
   std::sort(members.begin(), members.end());
   members.erase(std::unique(members.begin(), members.end()), members.end());
   Slot* s = find(leader);
   if (!s) {
     if (count_ == 0 || now < oldest_at_) oldest_at_ = now;
-    Slot made{leader, version, now, cache_->members(std::move(members))};
+    Slot made{leader, incarnation, version, now, cache_->members(std::move(members))};
     account(made, true);
     insert(std::move(made));
     dirty_ = true;
     return Claimed::changed;
   }
-  if (version < s->version) return Claimed::older;
-  if (version == s->version) return Claimed::duplicate;
+  const auto mine = std::make_pair(incarnation, version), held = std::make_pair(s->incarnation, s->version);
+  if (mine < held) return Claimed::older;
+  if (mine == held) return Claimed::duplicate;
+  s->incarnation = incarnation;
   s->version = version;
   s->at = now;
   if (s->members->ids == members) return Claimed::refreshed;

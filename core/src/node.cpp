@@ -22,14 +22,14 @@ Node::Node(NodeConfig config, std::shared_ptr<const View> view, std::shared_ptr<
   // A NATed node opens its links to the gateways now: nobody outside can open them.
   if (view_->behind_nat(cfg_.self))
     for (NodeId g : view_->gateways(cfg_.self, cfg_.nat_links))
-      enqueue(g, Channel::tcp, wire::Hello{cfg_.self, view_->hash()}, 0, std::nullopt, TrafficKind::control);
+      enqueue(g, Channel::tcp, wire::Hello{cfg_.self, view_->hash(), cfg_.incarnation}, 0, std::nullopt, TrafficKind::control);
   // Spread the nodes' maintenance ticks so they do not all fire together.
   if (mixed()) next_tick_ = static_cast<Micros>(rng_.below(static_cast<std::uint64_t>(cfg_.confirm_interval)));
 }
 
 std::uint64_t Node::island_hash() const { return mixed() ? islands_.hash() : view_->hash(); }
 
-wire::Bytes Node::hello_frame() const { return wire::encode_frame({wire::Hello{cfg_.self, view_->hash()}}); }
+wire::Bytes Node::hello_frame() const { return wire::encode_frame({wire::Hello{cfg_.self, view_->hash(), cfg_.incarnation}}); }
 
 std::size_t Node::island_count() const {
   if (!mixed()) return view_->size();
@@ -46,7 +46,7 @@ MessageId Node::broadcast(wire::Bytes payload, Micros now) {
 
 MessageId Node::start(wire::Bytes payload, std::uint8_t flags, Micros now) {
   const bool control = flags & wire::Broadcast::kControl;
-  const MessageId id{cfg_.self, control ? (kControlSeqBit | next_control_seq_++) : next_seq_++};
+  const MessageId id{cfg_.self, control ? (kControlSeqBit | next_control_seq_++) : next_seq_++, cfg_.incarnation};
   if (!control) dedup_.insert(id);  // our own announcement is already claimed (announce_island)
   hold(id, 0, flags, payload);
   if (mixed()) {
@@ -84,10 +84,17 @@ wire::DecodeError Node::on_frame(NodeId from, Channel channel, const std::uint8_
     }
     from = h->sender;
     if (mixed()) {
-      if (auto gap = reach_.heard(from, h->mseq, now)) {
+      const auto heard = reach_.heard(from, h->incarnation, h->mseq, now);
+      if (!heard.current) {
+        // A late datagram of the sender's previous life: its broadcasts are still news, its stream is not.
+        for (auto& m : d.messages)
+          if (std::holds_alternative<wire::Broadcast>(m)) handle(from, channel, std::move(m), now);
+        return wire::DecodeError::none;
+      }
+      if (auto gap = heard.gap) {
         ++counters_.repair_requests;
-        enqueue(from, Channel::tcp, wire::RepairRequest{from, gap->first, gap->last}, 0, std::nullopt,
-                TrafficKind::control);
+        enqueue(from, Channel::tcp, wire::RepairRequest{from, gap->first, gap->last, h->incarnation}, 0,
+                std::nullopt, TrafficKind::control);
       }
     }
   } else if (from != cfg_.self) {
@@ -187,14 +194,14 @@ void Node::handle(NodeId from, Channel channel, wire::Message&& m, Micros now) {
   }
   if (!mixed()) return;
   if (auto* c = std::get_if<wire::Confirm>(&m)) {
-    if (c->sender == cfg_.self) reach_.confirmed(from, c->highest_mseq, now);
+    if (c->sender == cfg_.self && c->incarnation == cfg_.incarnation) reach_.confirmed(from, c->highest_mseq, now);
     return;
   }
   if (auto* r = std::get_if<wire::RepairRequest>(&m)) return handle_repair_request(from, *r);
 }
 
 void Node::accept(const wire::Broadcast& b, Channel channel, Micros now) {
-  const MessageId id{b.origin, b.seq};
+  const MessageId id = b.id();
   const bool control = b.flags & wire::Broadcast::kControl;
   if (control != bool(b.seq & kControlSeqBit)) {
     ++counters_.bad_targets;  // a control flag on an application seq, or the reverse
@@ -209,7 +216,8 @@ void Node::accept(const wire::Broadcast& b, Channel channel, Micros now) {
       ++counters_.bad_targets;
       return;
     }
-    if (islands_.claim(b.origin, b.seq, std::move(digest->islands.front()), now) == IslandView::Claimed::duplicate)
+    if (islands_.claim(b.origin, b.incarnation, b.seq, std::move(digest->islands.front()), now) ==
+        IslandView::Claimed::duplicate)
       ++counters_.duplicates;
     return;
   }
@@ -232,7 +240,7 @@ void Node::handle_broadcast(NodeId from, Channel channel, wire::Broadcast&& b, M
     if (relay) {
       // A leaf for a NATed node behind us: pass it on over the link it opened.
       ++counters_.relayed;
-      const MessageId id{b.origin, b.seq};
+      const MessageId id = b.id();
       b.flags &= static_cast<std::uint8_t>(~wire::Broadcast::kRelay);
       b.round += 1;
       const TrafficKind kind = (b.flags & wire::Broadcast::kRepair)   ? TrafficKind::repair
@@ -243,12 +251,12 @@ void Node::handle_broadcast(NodeId from, Channel channel, wire::Broadcast&& b, M
     return;
   }
   // Responsibility is honoured even for a duplicate: the sender may be re-delegating a failed branch.
-  const MessageId id{b.origin, b.seq};
+  const MessageId id = b.id();
   TargetSet set;
   const bool understood = interpret_targets(b, set);
   enqueue(from, Channel::tcp,
           wire::Ack{b.origin, b.seq, understood ? wire::AckStatus::accepted : wire::AckStatus::view_mismatch,
-                    view_->hash()},
+                    view_->hash(), b.incarnation},
           0, id, TrafficKind::ack);
   if (!understood) return;
   hold(id, b.round, b.flags & wire::Broadcast::kControl, b.payload, relay);
@@ -310,7 +318,7 @@ bool Node::interpret_targets(const wire::Broadcast& b, TargetSet& out) {
 }
 
 void Node::handle_repair_request(NodeId from, const wire::RepairRequest& r) {
-  if (r.sender != cfg_.self) return;
+  if (r.sender != cfg_.self || r.incarnation != cfg_.incarnation) return;  // another life's stream
   // A gap the tail repair (tick) already covered needs no second copy.
   std::uint64_t first = r.from_mseq;
   if (auto h = reach_.hearers().find(from); h != reach_.hearers().end())
@@ -327,13 +335,13 @@ void Node::resend(NodeId to, std::uint64_t first, std::uint64_t last_wanted) {
     wire::Broadcast b = *kept->message;
     b.flags |= wire::Broadcast::kRepair;
     ++counters_.repairs_sent;
-    enqueue(to, Channel::tcp, b, b.round, MessageId{b.origin, b.seq}, TrafficKind::repair);
+    enqueue(to, Channel::tcp, b, b.round, b.id(), TrafficKind::repair);
   }
 }
 
 void Node::handle_ack(NodeId from, const wire::Ack& ack, Micros now) {
   ++counters_.acks_received;
-  auto it = awaiting_ack_.find(AckKey{from, ack.origin, ack.seq});
+  auto it = awaiting_ack_.find(AckKey{from, MessageId{ack.origin, ack.seq, ack.incarnation}});
   if (it == awaiting_ack_.end()) return;  // late ack of a delegation already handed elsewhere
   const std::uint64_t token = it->second.front();
   it->second.erase(it->second.begin());
@@ -379,6 +387,7 @@ wire::Broadcast Node::message_for(const MessageId& id, const Active& a) const {
   wire::Broadcast b;
   b.origin = id.origin;
   b.seq = id.seq;
+  b.incarnation = id.incarnation;
   b.round = a.round + a.sends;
   b.flags = a.flags;
   b.payload = *a.payload;
@@ -503,7 +512,7 @@ void Node::send_delegation(const MessageId& id, NodeId head, TargetSet set, Micr
     const std::uint64_t token = next_token_++;
     const Micros deadline = now + cfg_.ack_timeout;
     pending_.emplace(token, Pending{peer, head, id, std::move(set), deadline});
-    awaiting_ack_[AckKey{peer, id.origin, id.seq}].push_back(token);
+    awaiting_ack_[AckKey{peer, id}].push_back(token);
     deadlines_.emplace(deadline, token);
   }
 }
@@ -513,7 +522,7 @@ void Node::fail_pending(std::uint64_t token, Micros now) {
   if (p == pending_.end()) return;
   Pending pend = std::move(p->second);
   pending_.erase(p);
-  auto w = awaiting_ack_.find(AckKey{pend.peer, pend.id.origin, pend.id.seq});
+  auto w = awaiting_ack_.find(AckKey{pend.peer, pend.id});
   if (w != awaiting_ack_.end()) {
     auto& v = w->second;
     v.erase(std::remove(v.begin(), v.end(), token), v.end());
@@ -600,7 +609,7 @@ void Node::multicast_heard(const std::vector<NodeId>& heard, Micros now) {
   // take) and the list's type. An empty list spends one byte each on its body length and run
   // count; a full one at most the varints of the datagram limit and of all the runs.
   wire::FrameBuilder probe;
-  probe.add(wire::McastHeader{cfg_.self, mseq_ + runs.size()});
+  probe.add(wire::McastHeader{cfg_.self, mseq_ + runs.size(), cfg_.incarnation});
   probe.add(wire::HeardList{});
   const std::size_t fixed =
       probe.size() - 2 + wire::varint_size(cfg_.max_datagram_bytes) + wire::varint_size(runs.size());
@@ -634,12 +643,12 @@ std::uint64_t Node::mseq_sent_by(Micros t) const {
 void Node::multicast(std::optional<wire::Broadcast> b, Micros now, std::optional<wire::HeardList> heard) {
   const std::uint64_t m = ++mseq_;
   last_beacon_ = now;  // any multicast serves as a beacon
-  std::vector<wire::Message> msgs{wire::McastHeader{cfg_.self, m}};
+  std::vector<wire::Message> msgs{wire::McastHeader{cfg_.self, m, cfg_.incarnation}};
   if (heard) msgs.push_back(std::move(*heard));
   std::optional<MessageId> subject;
   if (b) {
     msgs.push_back(*b);
-    subject = MessageId{b->origin, b->seq};
+    subject = b->id();
   }
   Retained r{m, now, std::move(b)};
   // The ring grows as it fills (most nodes multicast little), up to cfg_.retention entries.
@@ -684,7 +693,8 @@ void Node::tick(Micros now) {
       const Micros confirmed_at =
           hearer == reach_.hearers().end() ? h.streak_since : std::max(h.streak_since, hearer->second.last_confirm);
       if (now - confirmed_at > silent) {
-        enqueue(s, Channel::tcp, wire::Confirm{s, h.highest, h.since_confirm}, 0, std::nullopt, TrafficKind::control);
+        enqueue(s, Channel::tcp, wire::Confirm{s, h.highest, h.since_confirm, h.incarnation}, 0, std::nullopt,
+                TrafficKind::control);
         ++counters_.confirms_sent;
       }
       h.since_confirm = 0;
@@ -740,7 +750,7 @@ void Node::announce_island(Micros now) {
   announced_ = island;
   announced_at_ = now;
   ++counters_.announcements;
-  islands_.claim(cfg_.self, kControlSeqBit | next_control_seq_, island, now);  // the seq start() takes
+  islands_.claim(cfg_.self, cfg_.incarnation, kControlSeqBit | next_control_seq_, island, now);  // the seq start() takes
   start(wire::encode_frame({wire::IslandDigest{0, {island}}}), wire::Broadcast::kControl, now);
 }
 

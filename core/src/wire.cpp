@@ -201,9 +201,11 @@ struct Encoder {
   void operator()(const Hello& m) {
     put_varint(out, m.node);
     put_u64(out, m.view_hash);
+    put_varint(out, m.incarnation);
   }
   void operator()(const Broadcast& m) {
     put_varint(out, m.origin);
+    put_varint(out, m.incarnation);
     put_varint(out, m.seq);
     put_varint(out, m.round);
     out.push_back(m.flags);
@@ -214,21 +216,25 @@ struct Encoder {
   }
   void operator()(const Ack& m) {
     put_varint(out, m.origin);
+    put_varint(out, m.incarnation);
     put_varint(out, m.seq);
     out.push_back(static_cast<std::uint8_t>(m.status));
     put_u64(out, m.view_hash);
   }
   void operator()(const McastHeader& m) {
     put_varint(out, m.sender);
+    put_varint(out, m.incarnation);
     put_varint(out, m.mseq);
   }
   void operator()(const Confirm& m) {
     put_varint(out, m.sender);
+    put_varint(out, m.incarnation);
     put_varint(out, m.highest_mseq);
     put_varint(out, m.received);
   }
   void operator()(const RepairRequest& m) {
     put_varint(out, m.sender);
+    put_varint(out, m.incarnation);
     put_varint(out, m.from_mseq);
     put_varint(out, m.to_mseq);
   }
@@ -256,13 +262,15 @@ bool decode_body(Reader& r, MsgType type, Message& out) {
   switch (type) {
     case MsgType::hello: {
       Hello m;
-      if (!r.varint_as(m.node) || !r.u64(m.view_hash)) return false;
+      if (!r.varint_as(m.node) || !r.u64(m.view_hash) || !r.varint(m.incarnation)) return false;
       out = m;
       return true;
     }
     case MsgType::broadcast: {
       Broadcast m;
-      if (!r.varint_as(m.origin) || !r.varint(m.seq) || !r.varint_as(m.round) || !r.u8(m.flags)) return false;
+      if (!r.varint_as(m.origin) || !r.varint(m.incarnation) || !r.varint(m.seq) || !r.varint_as(m.round) ||
+          !r.u8(m.flags))
+        return false;
       if (m.flags & ~Broadcast::kKnownFlags) return r.fail(DecodeError::bad_value);
       if ((m.flags & Broadcast::kRelay) && !r.varint_as(m.relay_to)) return false;
       if (!get_targets(r, m.targets) || !r.bytes(m.payload, kMaxPayloadBytes)) return false;
@@ -272,7 +280,9 @@ bool decode_body(Reader& r, MsgType type, Message& out) {
     case MsgType::ack: {
       Ack m;
       std::uint8_t status;
-      if (!r.varint_as(m.origin) || !r.varint(m.seq) || !r.u8(status) || !r.u64(m.view_hash)) return false;
+      if (!r.varint_as(m.origin) || !r.varint(m.incarnation) || !r.varint(m.seq) || !r.u8(status) ||
+          !r.u64(m.view_hash))
+        return false;
       if (status > 1) return r.fail(DecodeError::bad_value);
       m.status = static_cast<AckStatus>(status);
       out = m;
@@ -280,19 +290,22 @@ bool decode_body(Reader& r, MsgType type, Message& out) {
     }
     case MsgType::mcast_header: {
       McastHeader m;
-      if (!r.varint_as(m.sender) || !r.varint(m.mseq)) return false;
+      if (!r.varint_as(m.sender) || !r.varint(m.incarnation) || !r.varint(m.mseq)) return false;
       out = m;
       return true;
     }
     case MsgType::confirm: {
       Confirm m;
-      if (!r.varint_as(m.sender) || !r.varint(m.highest_mseq) || !r.varint_as(m.received)) return false;
+      if (!r.varint_as(m.sender) || !r.varint(m.incarnation) || !r.varint(m.highest_mseq) ||
+          !r.varint_as(m.received))
+        return false;
       out = m;
       return true;
     }
     case MsgType::repair_request: {
       RepairRequest m;
-      if (!r.varint_as(m.sender) || !r.varint(m.from_mseq) || !r.varint(m.to_mseq)) return false;
+      if (!r.varint_as(m.sender) || !r.varint(m.incarnation) || !r.varint(m.from_mseq) || !r.varint(m.to_mseq))
+        return false;
       if (m.from_mseq > m.to_mseq) return r.fail(DecodeError::bad_value);
       out = m;
       return true;

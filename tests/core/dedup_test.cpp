@@ -50,3 +50,23 @@ TEST(Rng, PortableMultiplyMatchesTheNativeOne) {
     ASSERT_EQ(mixcast::mul_high64_portable(a, b), mixcast::mul_high64(a, b)) << a << " * " << b;
   }
 }
+
+// A restarted origin numbers from 1 again under a higher incarnation: its new messages are fresh,
+// the old incarnation's stragglers still deliver once, and incarnations older than the kept ones
+// are refused rather than delivered twice.
+TEST(Dedup, EachIncarnationHasItsOwnWindow) {
+  using mixcast::DedupTable;
+  using mixcast::MessageId;
+  using mixcast::SeenResult;
+  DedupTable t(64);
+  EXPECT_EQ(t.insert(MessageId{7, 1, 1}), SeenResult::fresh);
+  EXPECT_EQ(t.insert(MessageId{7, 2, 1}), SeenResult::fresh);
+  EXPECT_EQ(t.insert(MessageId{7, 1, 2}), SeenResult::fresh);      // restarted: seq 1 again
+  EXPECT_EQ(t.insert(MessageId{7, 1, 2}), SeenResult::duplicate);
+  EXPECT_EQ(t.insert(MessageId{7, 3, 1}), SeenResult::fresh);      // a straggler of the old life
+  EXPECT_EQ(t.insert(MessageId{7, 3, 1}), SeenResult::duplicate);
+  for (std::uint64_t inc = 3; inc < 3 + DedupTable::kIncarnationsKept; ++inc)
+    EXPECT_EQ(t.insert(MessageId{7, 1, inc}), SeenResult::fresh) << inc;
+  EXPECT_EQ(t.insert(MessageId{7, 1, 1}), SeenResult::too_old);    // forgotten: never delivered twice
+  EXPECT_EQ(t.insert(MessageId{8, 1, 1}), SeenResult::fresh);      // other origins are apart
+}

@@ -42,14 +42,17 @@ TEST(Wire, EveryMessageTypeRoundTrips) {
   islands.targets.kind = Targets::Kind::island_list;
   islands.targets.ids = {0, 1, 2, 3, 70, 4000000000u, 4294967295u, 9};
   islands.targets.island_sizes = {4, 3, 1};
-  std::vector<Message> all = {Hello{3, 42},
+  Broadcast restarted = sample_broadcast();
+  restarted.incarnation = 1ULL << 40;  // a clock-derived incarnation
+  std::vector<Message> all = {Hello{3, 42, 7},
                               sample_broadcast(),
+                              restarted,
                               listed,
                               islands,
-                              Ack{1, 2, AckStatus::view_mismatch, 99},
-                              McastHeader{4, 5},
-                              Confirm{6, 7, 8},
-                              RepairRequest{9, 10, 12},
+                              Ack{1, 2, AckStatus::view_mismatch, 99, 3},
+                              McastHeader{4, 5, 2},
+                              Confirm{6, 7, 8, 4},
+                              RepairRequest{9, 10, 12, 5},
                               IslandDigest{3, {{1, 2, 3}, {4}}},
                               HeardList{{{0, 1}, {5, 300}, {4000000000u, 294967296u}}}};
   Bytes frame = encode_frame(all);
@@ -79,6 +82,7 @@ TEST(Wire, MalformedIslandListsAreRejected) {
   auto frame_with = [](Bytes targets) {
     Bytes body;
     put_varint(body, 5);   // origin
+    put_varint(body, 1);   // incarnation
     put_varint(body, 1);   // seq
     put_varint(body, 0);   // round
     body.push_back(0);     // flags
@@ -118,7 +122,7 @@ TEST(Wire, EveryTruncationIsAnErrorNotACrash) {
 TEST(Wire, RejectsBadVersionTypeVarintAndTrailingBytes) {
   Bytes good = encode_frame({Hello{1, 2}});
   Bytes v = good;
-  v[0] = 2;
+  v[0] = kVersion + 1;
   EXPECT_EQ(decode_frame(v).error, DecodeError::bad_version);
   Bytes t = good;
   t[1] = 0x7F;
@@ -127,7 +131,7 @@ TEST(Wire, RejectsBadVersionTypeVarintAndTrailingBytes) {
   EXPECT_EQ(decode_frame(overlong).error, DecodeError::bad_varint);
   Bytes eleven = {kVersion, 4, 12, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01, 0x00};
   EXPECT_EQ(decode_frame(eleven).error, DecodeError::bad_varint);
-  Bytes trailing = {kVersion, 4, 3, 1, 1, 9};  // body length 3, message uses 2
+  Bytes trailing = {kVersion, 4, 4, 1, 1, 1, 9};  // body length 4, message uses 3
   EXPECT_EQ(decode_frame(trailing).error, DecodeError::trailing_bytes);
   Bytes empty = {kVersion};
   EXPECT_EQ(decode_frame(empty).error, DecodeError::empty);
@@ -136,9 +140,10 @@ TEST(Wire, RejectsBadVersionTypeVarintAndTrailingBytes) {
 TEST(Wire, RejectsOversizedPayloadAndHugeCounts) {
   Bytes frame = {kVersion, 2};
   Bytes body;
-  put_varint(body, 1);
-  put_varint(body, 1);
-  put_varint(body, 1);
+  put_varint(body, 1);  // origin
+  put_varint(body, 1);  // incarnation
+  put_varint(body, 1);  // seq
+  put_varint(body, 1);  // round
   body.push_back(0);  // flags
   body.push_back(0);  // no targets
   put_varint(body, kMaxPayloadBytes + 1);
@@ -148,6 +153,7 @@ TEST(Wire, RejectsOversizedPayloadAndHugeCounts) {
 
   Bytes list = {kVersion, 2};
   Bytes lb;
+  put_varint(lb, 1);
   put_varint(lb, 1);
   put_varint(lb, 1);
   put_varint(lb, 1);
@@ -167,7 +173,7 @@ TEST(Wire, RejectsUnknownBroadcastFlags) {
   Broadcast b;
   b.origin = 1;
   Bytes frame = encode_frame({b});
-  frame[6] = 0x40;  // version, type, len, origin, seq, round, flags
+  frame[7] = 0x40;  // version, type, len, origin, incarnation, seq, round, flags
   EXPECT_EQ(decode_frame(frame).error, DecodeError::bad_value);
 }
 

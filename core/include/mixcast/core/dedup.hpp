@@ -24,14 +24,22 @@ class SeqWindow {
   std::uint64_t refused_below_ = 0;   // seqs <= this were skipped, not seen: too old
 };
 
+// One window per (origin, incarnation). An origin's newest few incarnations are kept, because
+// broadcasts of an incarnation that just ended may still be in flight; anything from an older
+// incarnation than those is refused as too old.
 class DedupTable {
  public:
+  static constexpr std::size_t kIncarnationsKept = 3;
   explicit DedupTable(std::size_t window = 4096) : window_(window) {}
-  SeenResult insert(const MessageId& id) { return per_origin_[id.origin].insert(id.seq, window_); }
+  SeenResult insert(const MessageId& id);
   std::size_t origins() const { return per_origin_.size(); }
  private:
+  struct Incarnation {
+    std::uint64_t number = 0;
+    SeqWindow seen;
+  };
   std::size_t window_;
-  std::unordered_map<NodeId, SeqWindow> per_origin_;
+  std::unordered_map<NodeId, std::vector<Incarnation>> per_origin_;  // newest last
 };
 
 }  // namespace mixcast

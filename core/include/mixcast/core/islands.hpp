@@ -25,7 +25,8 @@ namespace mixcast {
 
 class Reachability {
  public:
-  struct Heard {  // what this node hears from a sender
+  struct Heard {  // what this node hears from a sender (its latest incarnation)
+    std::uint64_t incarnation = 0;
     std::uint64_t highest = 0;
     std::uint32_t since_confirm = 0;
     Micros last_heard = 0;
@@ -41,10 +42,15 @@ class Reachability {
   explicit Reachability(Micros expiry) : expiry_(expiry) {}
 
   // A multicast from `sender` arrived; returns the gap [first, last] of mseqs that went missing, if any.
+  // A higher incarnation restarts the sender's stream; a datagram of an older one is ignored (false).
   struct Gap {
     std::uint64_t first = 0, last = 0;
   };
-  std::optional<Gap> heard(NodeId sender, std::uint64_t mseq, Micros now);
+  struct HeardResult {
+    bool current = true;  // of the sender's latest incarnation known here
+    std::optional<Gap> gap;
+  };
+  HeardResult heard(NodeId sender, std::uint64_t incarnation, std::uint64_t mseq, Micros now);
   void confirmed(NodeId receiver, std::uint64_t highest, Micros now);
 
   bool hears_me(NodeId n, Micros now) const;  // n confirmed hearing this node recently
@@ -143,7 +149,9 @@ class IslandView {
   // Records a leader's announcement number `version` (its control seq). `changed`: the partition
   // may differ now; `refreshed`: a newer announcement of the same members; `duplicate`: this
   // version again; `older`: an older version than the one held (a late repair), ignored.
-  Claimed claim(NodeId leader, std::uint64_t version, std::vector<NodeId> members, Micros now);
+  // Versions order by the leader's incarnation first: a restarted leader numbers its claims anew.
+  Claimed claim(NodeId leader, std::uint64_t incarnation, std::uint64_t version, std::vector<NodeId> members,
+                Micros now);
   // Drops announcements older than `max_age`; returns true if the partition changed.
   bool expire(Micros now, Micros max_age);
   // Makes the partition match the claims (shared through the cache when another node built it).
@@ -164,6 +172,7 @@ class IslandView {
  private:
   struct Slot {  // open addressing by leader; members == nullptr: empty
     NodeId leader = 0;
+    std::uint64_t incarnation = 0;
     std::uint64_t version = 0;
     Micros at = 0;
     std::shared_ptr<const ClaimMembers> members;

@@ -32,6 +32,9 @@ struct NodeConfig {
   std::size_t max_frame_bytes = 16384;  // small messages to one peer are batched up to this
   std::size_t max_datagram_bytes = 1400;  // multicast heard lists are split to fit a 1500-byte MTU
   std::uint64_t seed = 1;
+  // Which life of this node: higher after every restart (the sim counts restarts; mixcastd keeps it
+  // in its state file). Part of every message id and multicast header.
+  std::uint64_t incarnation = 1;
 
   // Mixed mode (multicast inside islands, logarithmic TCP across them).
   Micros confirm_interval = 50'000;     // receivers multicast what they heard this often
@@ -230,7 +233,7 @@ class Node {
 
   std::unordered_map<MessageId, Active, MessageIdHash> active_;
   std::unordered_map<std::uint64_t, Pending> pending_;  // by token
-  using AckKey = std::tuple<NodeId, NodeId, std::uint64_t>;  // peer, origin, seq
+  using AckKey = std::pair<NodeId, MessageId>;  // peer, message
   std::map<AckKey, std::vector<std::uint64_t>> awaiting_ack_;  // tokens, oldest first
   using Deadline = std::pair<Micros, std::uint64_t>;
   std::priority_queue<Deadline, std::vector<Deadline>, std::greater<>> deadlines_;  // lazy: stale tokens skipped

@@ -14,19 +14,27 @@ enum class Channel : std::uint8_t { local = 0, tcp = 1, multicast = 2 };
 enum class Mode : std::uint8_t { tcp = 0, mixed = 1 };
 enum class LinkEvent : std::uint8_t { up = 0, down = 1, failed = 2 };
 
+// A broadcast's identity: (origin, incarnation, seq). A node that restarts comes back with a higher
+// incarnation and numbers its broadcasts from 1 again, so its new messages are never mistaken for
+// duplicates of the old ones (dedup and repair are per incarnation).
 struct MessageId {
   NodeId origin = 0;
   std::uint64_t seq = 0;
-  friend bool operator==(const MessageId& a, const MessageId& b) { return a.origin == b.origin && a.seq == b.seq; }
+  std::uint64_t incarnation = 0;
+  friend bool operator==(const MessageId& a, const MessageId& b) {
+    return a.origin == b.origin && a.seq == b.seq && a.incarnation == b.incarnation;
+  }
   friend bool operator!=(const MessageId& a, const MessageId& b) { return !(a == b); }
   friend bool operator<(const MessageId& a, const MessageId& b) {
-    return a.origin != b.origin ? a.origin < b.origin : a.seq < b.seq;
+    if (a.origin != b.origin) return a.origin < b.origin;
+    return a.incarnation != b.incarnation ? a.incarnation < b.incarnation : a.seq < b.seq;
   }
 };
 
 struct MessageIdHash {
   std::size_t operator()(const MessageId& m) const noexcept {
-    return static_cast<std::size_t>((std::uint64_t{m.origin} * 0x9E3779B97F4A7C15ULL) ^ m.seq);
+    return static_cast<std::size_t>((std::uint64_t{m.origin} * 0x9E3779B97F4A7C15ULL) ^ m.seq ^
+                                    (m.incarnation * 0xC2B2AE3D27D4EB4FULL));
   }
 };
 

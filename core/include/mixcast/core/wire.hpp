@@ -14,7 +14,7 @@ namespace mixcast::wire {
 
 using Bytes = std::vector<std::uint8_t>;
 
-inline constexpr std::uint8_t kVersion = 1;
+inline constexpr std::uint8_t kVersion = 2;  // 2: incarnations in ids, headers and hellos
 inline constexpr std::size_t kMaxFrameBytes = 1u << 20;    // one frame body, any channel
 inline constexpr std::size_t kMaxPayloadBytes = 64u << 10;  // one broadcast payload
 inline constexpr std::size_t kMaxVarintBytes = 10;
@@ -62,7 +62,10 @@ struct Targets {
 struct Hello {
   NodeId node = 0;
   std::uint64_t view_hash = 0;
-  friend bool operator==(const Hello& a, const Hello& b) { return a.node == b.node && a.view_hash == b.view_hash; }
+  std::uint64_t incarnation = 0;  // the sender's: a higher one than before means it restarted
+  friend bool operator==(const Hello& a, const Hello& b) {
+    return a.node == b.node && a.view_hash == b.view_hash && a.incarnation == b.incarnation;
+  }
 };
 
 struct Broadcast {
@@ -80,9 +83,12 @@ struct Broadcast {
   NodeId relay_to = 0;      // only with kRelay
   Targets targets;
   Bytes payload;
+  std::uint64_t incarnation = 0;  // the origin's (part of the message id)
+  MessageId id() const { return MessageId{origin, seq, incarnation}; }
   friend bool operator==(const Broadcast& a, const Broadcast& b) {
     return a.origin == b.origin && a.seq == b.seq && a.round == b.round && a.flags == b.flags &&
-           a.relay_to == b.relay_to && a.targets == b.targets && a.payload == b.payload;
+           a.relay_to == b.relay_to && a.targets == b.targets && a.payload == b.payload &&
+           a.incarnation == b.incarnation;
   }
 };
 
@@ -93,17 +99,21 @@ struct Ack {
   std::uint64_t seq = 0;
   AckStatus status = AckStatus::accepted;
   std::uint64_t view_hash = 0;  // the acker's view, so a sender can fall back to id lists
+  std::uint64_t incarnation = 0;  // of the acknowledged message's origin
   friend bool operator==(const Ack& a, const Ack& b) {
-    return a.origin == b.origin && a.seq == b.seq && a.status == b.status && a.view_hash == b.view_hash;
+    return a.origin == b.origin && a.seq == b.seq && a.status == b.status && a.view_hash == b.view_hash &&
+           a.incarnation == b.incarnation;
   }
 };
 
 // First message of every multicast datagram: who sent it and that sender's multicast sequence number.
+// Each incarnation of a sender numbers its multicasts from 1.
 struct McastHeader {
   NodeId sender = 0;
   std::uint64_t mseq = 0;
+  std::uint64_t incarnation = 0;
   friend bool operator==(const McastHeader& a, const McastHeader& b) {
-    return a.sender == b.sender && a.mseq == b.mseq;
+    return a.sender == b.sender && a.mseq == b.mseq && a.incarnation == b.incarnation;
   }
 };
 
@@ -113,8 +123,10 @@ struct Confirm {
   NodeId sender = 0;  // whose multicasts were heard
   std::uint64_t highest_mseq = 0;
   std::uint32_t received = 0;
+  std::uint64_t incarnation = 0;  // the sender's incarnation whose mseqs these are
   friend bool operator==(const Confirm& a, const Confirm& b) {
-    return a.sender == b.sender && a.highest_mseq == b.highest_mseq && a.received == b.received;
+    return a.sender == b.sender && a.highest_mseq == b.highest_mseq && a.received == b.received &&
+           a.incarnation == b.incarnation;
   }
 };
 
@@ -123,8 +135,10 @@ struct RepairRequest {
   NodeId sender = 0;
   std::uint64_t from_mseq = 0;
   std::uint64_t to_mseq = 0;
+  std::uint64_t incarnation = 0;  // the sender's incarnation whose mseqs these are
   friend bool operator==(const RepairRequest& a, const RepairRequest& b) {
-    return a.sender == b.sender && a.from_mseq == b.from_mseq && a.to_mseq == b.to_mseq;
+    return a.sender == b.sender && a.from_mseq == b.from_mseq && a.to_mseq == b.to_mseq &&
+           a.incarnation == b.incarnation;
   }
 };
 
