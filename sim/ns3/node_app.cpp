@@ -115,7 +115,7 @@ std::uint32_t NodeApp::tag_round(const Transmit& t) const {
 }
 
 void NodeApp::send(Transmit&& t) {
-  env_.book->account(t);
+  env_.book->account(t, ns3::Simulator::Now().GetSeconds());
   const std::uint32_t round = tag_round(t);
   if (t.channel == Channel::multicast) {
     auto p = ns3::Create<ns3::Packet>(t.bytes.data(), static_cast<std::uint32_t>(t.bytes.size()));

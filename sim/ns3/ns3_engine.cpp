@@ -77,6 +77,7 @@ class Ns3Run {
     ns3::Simulator::Schedule(at_seconds(book_.measured_earliest_s()), [this] { check_learned(); });
     ns3::Simulator::Schedule(kWatch, [this] { watch(); });
     ns3::Simulator::Stop(at_seconds(s_.time_limit_s));
+    book_.ended(EndReason::time_limit);  // unless watch() ends it first
     ns3::Simulator::Run();
 
     const double wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
@@ -111,7 +112,13 @@ class Ns3Run {
   void watch() {
     if (opt_.progress) opt_.progress(now_s(), book_.done_fraction(), ns3::Simulator::GetEventCount());
     if (book_.complete()) {
+      book_.ended(EndReason::complete);
       ns3::Simulator::Stop(at_seconds(2 * s_.protocol.ack_timeout_s));
+      return;
+    }
+    if (book_.quiet(now_s())) {  // nothing more can be delivered: do not wait for the time limit
+      book_.ended(EndReason::quiet);
+      ns3::Simulator::Stop();
       return;
     }
     ns3::Simulator::Schedule(kWatch, [this] { watch(); });

@@ -1,5 +1,7 @@
 #include "mixcast/sim/metrics.hpp"
 
+#include "mixcast/sim/invariants.hpp"
+
 #include <algorithm>
 #include <cctype>
 #include <map>
@@ -218,6 +220,26 @@ nlohmann::json summarize(const RunResult& result) {
   j["redelegations"] = result.redelegations;
   j["bad_frames"] = result.bad_frames;
   j["crashed"] = crashed;
+  {  // Expected deliveries that did not happen: how many, to whom, of which broadcasts, and why.
+    std::map<std::string, std::uint64_t> causes;
+    std::vector<std::uint32_t> who, which;
+    for (const MissingDelivery& md : result.missing) {
+      ++causes[md.cause];
+      who.push_back(md.node);
+      which.push_back(md.broadcast);
+    }
+    for (auto* v : {&who, &which}) {
+      std::sort(v->begin(), v->end());
+      v->erase(std::unique(v->begin(), v->end()), v->end());
+    }
+    j["missing"] = {{"deliveries", result.missing.size()},
+                    {"nodes", who},
+                    {"broadcasts", which},
+                    {"causes", causes}};
+  }
+  j["invented"] = result.invented;
+  j["corrupted"] = result.corrupted;
+  j["end"] = to_string(result.end);
   j["simulated_s"] = result.simulated_s;
   j["wall_s"] = result.wall_s;
   j["events"] = result.events;
@@ -254,13 +276,8 @@ void ensure_writable_dir(const std::string& dir) {
   fs::remove(probe, ec);
 }
 
-void write_outputs(const RunResult& result, const nlohmann::json& summary, const std::string& dir) {
-  namespace fs = std::filesystem;
-  ensure_writable_dir(dir);
-  const fs::path p(dir);
-
-  write_file(p / "summary.json", summary.dump(2) + "\n");
-
+std::vector<std::pair<std::string, std::string>> csv_tables(const RunResult& result) {
+  std::vector<std::pair<std::string, std::string>> out;
   std::string csv = "broadcast,node,round,time_s,channel\n";
   csv.reserve(csv.size() + result.deliveries.size() * 32);
   for (const DeliveryRecord& d : result.deliveries) {
@@ -269,17 +286,18 @@ void write_outputs(const RunResult& result, const nlohmann::json& summary, const
     csv += to_string(d.channel);
     csv += '\n';
   }
-  write_file(p / "deliveries.csv", csv);
+  out.emplace_back("deliveries.csv", std::move(csv));
 
   csv = "broadcast,origin,seq,start_s,warmup\n";
   for (const BroadcastRecord& b : result.broadcasts) {
     appendf(csv, "%u,%u,%llu,%.9f,%d\n", static_cast<unsigned>(b.index), static_cast<unsigned>(b.origin),
             static_cast<unsigned long long>(b.seq), b.start_s, b.warmup ? 1 : 0);
   }
-  write_file(p / "broadcasts.csv", csv);
+  out.emplace_back("broadcasts.csv", std::move(csv));
 
-  if (result.links.empty()) return;
-  const double broadcasts = summary.value("broadcasts", 0.0);
+  if (result.links.empty()) return out;
+  double broadcasts = 0;  // measured ones, as summary.json counts them
+  for (const BroadcastRecord& b : result.broadcasts) broadcasts += b.warmup ? 0 : 1;
   csv = "link,kind,round,channel,bytes,packets,bytes_per_broadcast\n";
   for (const LinkRound& r : result.link_rounds) {
     const LinkInfo& l = result.links[r.link];
@@ -296,7 +314,16 @@ void write_outputs(const RunResult& result, const nlohmann::json& summary, const
             static_cast<unsigned long long>(r.bytes), static_cast<unsigned long long>(r.packets),
             r.round > 0 && broadcasts > 0 ? static_cast<double>(r.bytes) / broadcasts : 0.0);
   }
-  write_file(p / "links.csv", csv);
+  out.emplace_back("links.csv", std::move(csv));
+  return out;
+}
+
+void write_outputs(const RunResult& result, const nlohmann::json& summary, const std::string& dir) {
+  namespace fs = std::filesystem;
+  ensure_writable_dir(dir);
+  const fs::path p(dir);
+  write_file(p / "summary.json", summary.dump(2) + "\n");
+  for (const auto& [name, text] : csv_tables(result)) write_file(p / name, text);
 }
 
 std::string human_summary(const nlohmann::json& s) {
@@ -377,6 +404,33 @@ std::string human_summary(const nlohmann::json& s) {
     }
     out += "\n";
   }
+
+  const nlohmann::json& miss = sub("missing");
+  if (u64(miss, "deliveries") > 0) {
+    auto list = [](const nlohmann::json& ids) {
+      std::string text;
+      std::size_t shown = 0;
+      for (const auto& id : ids) {
+        if (shown++ == 12) return text + ", ... (" + std::to_string(ids.size()) + " in all)";
+        text += (text.empty() ? "" : ", ") + id.dump();
+      }
+      return text;
+    };
+    std::string causes;
+    for (const auto& [cause, count] : miss.value("causes", nlohmann::json::object()).items())
+      causes += (causes.empty() ? "" : ", ") + cause + " " + count.dump();
+    out += "MISSING: " + std::to_string(u64(miss, "deliveries")) + " expected deliveries did not happen; nodes " +
+           list(miss.value("nodes", nlohmann::json::array())) + "; broadcasts " +
+           list(miss.value("broadcasts", nlohmann::json::array())) + "; causes: " + causes + "\n";
+  }
+  if (u64(s, "invented") + u64(s, "corrupted") > 0) {
+    std::snprintf(line, sizeof line, "INTEGRITY: %llu deliveries of messages never broadcast, %llu with a changed payload\n",
+                  u64(s, "invented"), u64(s, "corrupted"));
+    out += line;
+  }
+  if (warm.contains("islands_agreed") && warm["islands_agreed"].is_boolean() && !warm["islands_agreed"].get<bool>())
+    out += "WARNING: the nodes never agreed on islands (measured after the 10 s learning limit anyway)\n";
+  if (str("end") == "time_limit") out += "WARNING: the run stopped at its time limit with work still going on\n";
 
   std::snprintf(line, sizeof line, "simulated %.3f s in %.3f s wall time, %llu events\n", num(s, "simulated_s"),
                 num(s, "wall_s"), u64(s, "events"));

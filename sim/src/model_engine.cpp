@@ -37,6 +37,7 @@ struct Event {
   LinkEvent link;
   std::uint32_t index;  // broadcast index
   std::shared_ptr<const wire::Bytes> bytes;
+  bool carries_broadcast = false;  // counted in the run book's frames in flight
   bool operator>(const Event& o) const { return at != o.at ? at > o.at : order > o.order; }
 };
 
@@ -98,13 +99,22 @@ RunResult ModelRun::run() {
   const Nanos settle = 2 * to_nanos(s_.protocol.ack_timeout_s);
   Nanos stop_at = limit;
   std::uint64_t events = 0;
+  book_.ended(EndReason::idle);  // the queue ran dry
   while (!queue_.empty()) {
     Event e = queue_.top();
-    queue_.pop();
-    if (e.at > std::min(limit, stop_at)) break;
+    if (e.at > std::min(limit, stop_at)) {
+      book_.ended(stop_at < limit ? EndReason::complete : EndReason::time_limit);
+      break;
+    }
     if (stop_at == limit && book_.complete()) stop_at = now_ + settle;
+    if (stop_at == limit && book_.quiet(to_seconds(e.at))) {
+      book_.ended(EndReason::quiet);  // nothing more can be delivered: do not wait for the time limit
+      break;
+    }
+    queue_.pop();
     now_ = e.at;
     ++events;
+    if (e.carries_broadcast) book_.in_flight(-1);
     switch (e.type) {
       case EventType::crash:
         if (!net_.crashed(e.node)) {
@@ -145,6 +155,7 @@ RunResult ModelRun::run() {
     if (opt_.progress && (events & 0xFFFF) == 0) opt_.progress(to_seconds(now_), book_.done_fraction(), events);
   }
 
+  if (queue_.empty() && book_.complete()) book_.ended(EndReason::complete);
   const double wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
   if (opt_.progress) opt_.progress(to_seconds(now_), book_.complete() ? 1.0 : book_.done_fraction(), events);
   return book_.finish(nodes_, events, to_seconds(now_), wall_s);
@@ -179,12 +190,18 @@ void ModelRun::schedule_timer(NodeId n) {
 }
 
 void ModelRun::send(NodeId from, Transmit&& t) {
-  book_.account(t);
+  book_.account(t, to_seconds(now_));
   const std::size_t size = t.wire_size();
+  bool data = false;
+  for (const auto& p : t.parts)
+    data = data || (p.subject && p.kind != TrafficKind::ack && book_.broadcast_index(*p.subject));
   auto bytes = std::make_shared<const wire::Bytes>(std::move(t.bytes));
+  auto frame = [&](Nanos at, NodeId to, Channel channel) {
+    if (data) book_.in_flight(+1);
+    push(Event{at, 0, EventType::frame, to, from, channel, LinkEvent::up, 0, bytes, data});
+  };
   if (t.channel == Channel::multicast) {
-    for (const auto& arrival : net_.multicast(from, size, now_, rng_))
-      push(Event{arrival.at, 0, EventType::frame, arrival.to, from, Channel::multicast, LinkEvent::up, 0, bytes});
+    for (const auto& arrival : net_.multicast(from, size, now_, rng_)) frame(arrival.at, arrival.to, Channel::multicast);
     return;
   }
   const auto outcome = net_.unicast(from, t.to, size, now_, rng_);
@@ -192,7 +209,7 @@ void ModelRun::send(NodeId from, Transmit&& t) {
     push(Event{*outcome.failed_at, 0, EventType::link, from, t.to, Channel::tcp, LinkEvent::failed, 0, {}});
     return;
   }
-  push(Event{outcome.arrival, 0, EventType::frame, t.to, from, Channel::tcp, LinkEvent::up, 0, bytes});
+  frame(outcome.arrival, t.to, Channel::tcp);
 }
 
 }  // namespace

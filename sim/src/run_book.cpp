@@ -32,7 +32,7 @@ RunBook::RunBook(const Scenario& s, std::string engine)
   result_.islands_agreed = !waits_for_islands();
 }
 
-std::vector<std::unique_ptr<Node>> RunBook::make_nodes() const {
+std::vector<std::unique_ptr<Node>> RunBook::make_nodes() {
   std::vector<NodeId> ids(n_), natted;
   std::vector<std::uint32_t> nat_domains;  // a NAT subnet is one NAT
   const auto placement = place_nodes(s_);
@@ -44,6 +44,7 @@ std::vector<std::unique_ptr<Node>> RunBook::make_nodes() const {
     }
   }
   auto view = std::make_shared<const View>(ids, natted, nat_domains);
+  view_ = view;
   const NodeConfig base = node_config(s_);
   // One thread runs every node of an engine: they share claim lists and island partitions.
   auto island_cache = std::make_shared<IslandCache>();
@@ -130,8 +131,9 @@ std::optional<NodeId> RunBook::start_broadcast(std::uint32_t index, std::vector<
   // The islands the origin plans with when measurement begins.
   if (index == s_.workload.warmup_broadcasts) result_.islands = static_cast<std::uint32_t>(nodes[origin]->island_count());
 
-  wire::Bytes payload(s_.workload.payload_bytes);
-  for (std::size_t i = 0; i < payload.size(); ++i) payload[i] = static_cast<std::uint8_t>(index * 31u + i);
+  wire::Bytes payload = payload_for(index);
+  last_start_s_ = now_s;
+  last_progress_s_ = now_s;
   const MessageId id = nodes[origin]->broadcast(std::move(payload), static_cast<Micros>(std::llround(now_s * 1e6)));
   index_of_[id] = index;
   result_.broadcasts.push_back(
@@ -141,6 +143,12 @@ std::optional<NodeId> RunBook::start_broadcast(std::uint32_t index, std::vector<
   for (NodeId i = 0; i < n_; ++i) expected_total_ += is_crashed(i) ? 0 : 1;
   ++started_;
   return origin;
+}
+
+wire::Bytes RunBook::payload_for(std::uint32_t index) const {
+  wire::Bytes payload(s_.workload.payload_bytes);
+  for (std::size_t i = 0; i < payload.size(); ++i) payload[i] = static_cast<std::uint8_t>(index * 31u + i);
+  return payload;
 }
 
 void RunBook::crashed(NodeId n, double now_s) {
@@ -156,7 +164,11 @@ std::optional<std::uint32_t> RunBook::broadcast_index(const MessageId& id) const
 void RunBook::take_deliveries(NodeId n, Node& node, double now_s) {
   while (auto d = node.poll_delivery()) {
     const auto b = broadcast_index(d->id);
-    if (!b) continue;
+    if (!b) {
+      ++result_.invented;  // no broadcast of this run has that id
+      continue;
+    }
+    if (d->payload != payload_for(*b)) ++result_.corrupted;
     auto& seen = delivered_[*b];
     if (seen[n]) {
       ++result_.duplicates;
@@ -164,13 +176,14 @@ void RunBook::take_deliveries(NodeId n, Node& node, double now_s) {
     }
     seen[n] = true;
     ++delivered_total_;
+    last_progress_s_ = now_s;
     if (d->flags & wire::Broadcast::kRepair) ++result_.traffic[*b].delivered_by_repair;
     else if (d->flags & wire::Broadcast::kForced) ++result_.traffic[*b].delivered_by_forced;
     result_.deliveries.push_back(DeliveryRecord{*b, n, d->round, now_s - start_s_[*b], d->channel});
   }
 }
 
-void RunBook::account(const Transmit& t) {
+void RunBook::account(const Transmit& t, double now_s) {
   // Each message counts for the broadcast it is about (or for control traffic); the frame's own
   // overhead goes with its first message.
   std::size_t overhead = t.wire_size();
@@ -179,7 +192,10 @@ void RunBook::account(const Transmit& t) {
     const TransmitPart& p = t.parts[i];
     Traffic* bucket = &result_.control;
     if (p.subject)
-      if (auto b = broadcast_index(*p.subject)) bucket = &result_.traffic[*b];
+      if (auto b = broadcast_index(*p.subject)) {
+        bucket = &result_.traffic[*b];
+        if (p.kind != TrafficKind::ack) last_progress_s_ = now_s;
+      }
     const std::uint64_t bytes = p.bytes + (i == 0 ? overhead : 0);
     if (t.channel == Channel::multicast) {
       bucket->multicast_messages += i == 0 ? 1 : 0;  // one datagram
@@ -200,6 +216,20 @@ void RunBook::account(const Transmit& t) {
 
 bool RunBook::complete() const { return started_ + skipped_ == total_ && delivered_total_ == expected_total_; }
 
+double RunBook::quiet_window_s() const {
+  // Re-delegation after a silent delegate, plus a TCP segment lost four times at a 200 ms minimum
+  // RTO; mixed mode also waits for the next beacons and heard lists, which reveal lost multicasts
+  // and trigger repairs (tail repair to a silent hearer comes 2 beacons + 1 confirm interval later).
+  const auto& p = s_.protocol;
+  double w = 2 * p.ack_timeout_s + 3.0;
+  if (s_.protocol.mode == Mode::mixed) w += 3 * p.beacon_interval_s + 3 * p.confirm_interval_s;
+  return w;
+}
+
+bool RunBook::quiet(double now_s) const {
+  return started_ + skipped_ == total_ && in_flight_ <= 0 && now_s - last_progress_s_ >= quiet_window_s();
+}
+
 double RunBook::done_fraction() const {
   return expected_total_ ? double(delivered_total_) / double(expected_total_) : 0.0;
 }
@@ -212,6 +242,23 @@ RunResult RunBook::finish(const std::vector<std::unique_ptr<Node>>& nodes, std::
     result_.repairs += c.repairs_sent;
     result_.forced_tcp += c.forced_tcp;
   }
+  // Expected deliveries that did not happen, to nodes that never crashed, and what we know of why.
+  for (std::uint32_t b = 0; b < total_; ++b) {
+    if (delivered_[b].empty()) continue;  // never started
+    bool crash_during = false;
+    for (double at : result_.crashed_at_s) crash_during = crash_during || at >= start_s_[b];
+    for (NodeId n = 0; n < n_; ++n) {
+      if (delivered_[b][n] || is_crashed(n)) continue;
+      std::string cause = crash_during ? "crashed_delegate" : "never_reached";
+      if (view_ && view_->behind_nat(n)) {
+        bool gateway_left = false;
+        for (NodeId g : view_->gateways(n, s_.protocol.nat_links)) gateway_left = gateway_left || !is_crashed(g);
+        if (!gateway_left) cause = "no_gateway";
+      }
+      result_.missing.push_back(MissingDelivery{b, n, std::move(cause)});
+    }
+  }
+  result_.last_start_s = last_start_s_;
   result_.events = events;
   result_.simulated_s = simulated_s;
   result_.wall_s = wall_s;

@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <cstdio>
+#include <cstdlib>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -1294,6 +1296,109 @@ std::string explain(const Scenario& s) {
     << mixed_bound << "; this scenario runs in " << to_string(p.mode) << " mode: at least "
     << (p.mode == Mode::tcp ? tcp_bound : mixed_bound) << " rounds\n";
   return o.str();
+}
+
+// ------------------------------------------------------------------------------------------
+// Writing a scenario back as YAML (explore writes its cases this way). Numbers are written with as
+// few digits as read back to the same values.
+namespace {
+
+std::string exact(double v) {  // the shortest text that reads back as the same double
+  char buf[40];
+  for (int digits = 6; digits <= 17; ++digits) {
+    std::snprintf(buf, sizeof buf, "%.*g", digits, v);
+    if (std::strtod(buf, nullptr) == v) break;
+  }
+  return buf;
+}
+std::string secs(double v) { return exact(v) + "s"; }
+
+void emit_link(YAML::Emitter& y, const LinkSpec& l) {
+  y << YAML::Key << "bandwidth" << YAML::Value << exact(l.bandwidth_bps);
+  y << YAML::Key << "latency" << YAML::Value << secs(l.latency_s);
+  y << YAML::Key << "loss" << YAML::Value << exact(l.loss);
+}
+
+void emit_indexes(YAML::Emitter& y, const char* key, const std::vector<std::uint32_t>& v) {
+  if (v.empty()) return;
+  y << YAML::Key << key << YAML::Value << YAML::Flow << v;
+}
+
+}  // namespace
+
+std::string to_yaml(const Scenario& s) {
+  YAML::Emitter y;
+  y << YAML::BeginMap;
+  y << YAML::Key << "name" << YAML::Value << s.name;
+  y << YAML::Key << "seed" << YAML::Value << s.seed;
+  y << YAML::Key << "time_limit" << YAML::Value << secs(s.time_limit_s);
+  y << YAML::Key << "datacenters" << YAML::Value << YAML::BeginSeq;
+  for (const auto& dc : s.datacenters) {
+    y << YAML::BeginMap << YAML::Key << "name" << YAML::Value << dc.name;
+    y << YAML::Key << "subnets" << YAML::Value << YAML::BeginSeq;
+    for (const auto& sub : dc.subnets) {
+      y << YAML::BeginMap;
+      y << YAML::Key << "name" << YAML::Value << sub.name;
+      y << YAML::Key << "nodes" << YAML::Value << sub.nodes;
+      y << YAML::Key << "lan" << YAML::Value << YAML::Flow << YAML::BeginMap;
+      emit_link(y, sub.lan);
+      y << YAML::EndMap;
+      y << YAML::Key << "multicast" << YAML::Value << sub.multicast;
+      y << YAML::Key << "nat" << YAML::Value << sub.nat;
+      y << YAML::Key << "multicast_loss" << YAML::Value << exact(sub.multicast_loss);
+      emit_indexes(y, "multicast_send_broken", sub.multicast_send_broken);
+      emit_indexes(y, "multicast_recv_broken", sub.multicast_recv_broken);
+      if (sub.multicast_fails_at_s >= 0) y << YAML::Key << "multicast_fails_at" << YAML::Value << secs(sub.multicast_fails_at_s);
+      y << YAML::EndMap;
+    }
+    y << YAML::EndSeq << YAML::EndMap;
+  }
+  y << YAML::EndSeq;
+  if (!s.wan.empty()) {
+    y << YAML::Key << "wan" << YAML::Value << YAML::BeginSeq;
+    for (const auto& w : s.wan) {
+      y << YAML::Flow << YAML::BeginMap;
+      y << YAML::Key << "between" << YAML::Value << YAML::Flow << std::vector<std::string>{w.a, w.b};
+      emit_link(y, w.link);
+      y << YAML::EndMap;
+    }
+    y << YAML::EndSeq;
+  }
+  const ProtocolSpec& p = s.protocol;
+  y << YAML::Key << "protocol" << YAML::Value << YAML::BeginMap;
+  y << YAML::Key << "mode" << YAML::Value << std::string(to_string(p.mode));
+  y << YAML::Key << "ack_timeout" << YAML::Value << secs(p.ack_timeout_s);
+  y << YAML::Key << "forced_tcp_share" << YAML::Value << exact(p.forced_tcp_share);
+  y << YAML::Key << "confirm_interval" << YAML::Value << secs(p.confirm_interval_s);
+  y << YAML::Key << "reach_expiry" << YAML::Value << secs(p.reach_expiry_s);
+  y << YAML::Key << "beacon_interval" << YAML::Value << secs(p.beacon_interval_s);
+  y << YAML::Key << "nat_links" << YAML::Value << p.nat_links;
+  y << YAML::Key << "retention" << YAML::Value << p.retention;
+  y << YAML::Key << "dedup_window" << YAML::Value << p.dedup_window;
+  y << YAML::EndMap;
+  const WorkloadSpec& w = s.workload;
+  y << YAML::Key << "workload" << YAML::Value << YAML::BeginMap;
+  y << YAML::Key << "broadcasts" << YAML::Value << w.broadcasts;
+  y << YAML::Key << "payload_bytes" << YAML::Value << w.payload_bytes;
+  y << YAML::Key << "rate" << YAML::Value << exact(w.rate_per_s);
+  if (w.origins.empty()) y << YAML::Key << "origins" << YAML::Value << "random";
+  else y << YAML::Key << "origins" << YAML::Value << YAML::Flow << w.origins;
+  y << YAML::Key << "warmup_broadcasts" << YAML::Value << w.warmup_broadcasts;
+  y << YAML::Key << "start" << YAML::Value << secs(w.start_s);
+  y << YAML::EndMap;
+  if (!s.crashes.empty()) {
+    y << YAML::Key << "crashes" << YAML::Value << YAML::BeginSeq;
+    for (const auto& c : s.crashes) {
+      y << YAML::Flow << YAML::BeginMap << YAML::Key << "at" << YAML::Value << secs(c.at_s);
+      if (!c.nodes.empty()) y << YAML::Key << "nodes" << YAML::Value << YAML::Flow << c.nodes;
+      else if (c.fraction > 0) y << YAML::Key << "fraction" << YAML::Value << exact(c.fraction);
+      else y << YAML::Key << "count" << YAML::Value << c.count;
+      y << YAML::EndMap;
+    }
+    y << YAML::EndSeq;
+  }
+  y << YAML::EndMap;
+  return std::string(y.c_str()) + "\n";
 }
 
 }  // namespace mixcast::sim

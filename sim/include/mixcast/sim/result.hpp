@@ -63,6 +63,21 @@ struct LinkRound {
   std::uint64_t bytes = 0, packets = 0;
 };
 
+// Why a run stopped. `time_limit` while deliveries are still missing means the run waited for work
+// that could not happen: the termination invariant (invariants.hpp) fails on it.
+enum class EndReason : std::uint8_t { complete, quiet, idle, time_limit };
+constexpr const char* to_string(EndReason e) {
+  return e == EndReason::complete ? "complete" : e == EndReason::quiet ? "quiet" : e == EndReason::idle ? "idle" : "time_limit";
+}
+
+// An expected delivery that did not happen: a node up from the broadcast's start to the end of the
+// run that never delivered it, with what the run book knows of why.
+struct MissingDelivery {
+  std::uint32_t broadcast = 0;
+  NodeId node = 0;
+  std::string cause;  // no_gateway, crashed_delegate, never_reached
+};
+
 struct RunResult {
   std::string engine;  // "model", "ns3", "real"
   Scenario scenario;   // as run (after overrides and rescaling)
@@ -81,6 +96,11 @@ struct RunResult {
   bool islands_agreed = true;              // mixed: every live node had the same islands by then
   std::vector<LinkInfo> links;             // packet-level engines only
   std::vector<LinkRound> link_rounds;      // sorted by link, round, channel
+  std::vector<MissingDelivery> missing;    // sorted by broadcast, node
+  std::uint64_t invented = 0;              // deliveries of messages no one broadcast
+  std::uint64_t corrupted = 0;             // deliveries whose payload differs from what was sent
+  EndReason end = EndReason::idle;
+  double last_start_s = 0;                 // when the last broadcast started
   double simulated_s = 0;
   double wall_s = 0;
   std::uint64_t events = 0;

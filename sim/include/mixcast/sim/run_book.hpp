@@ -33,7 +33,7 @@ class RunBook {
   std::uint32_t node_count() const { return n_; }
 
   // One core node per scenario node, all sharing one view (NAT subnets are NAT domains).
-  std::vector<std::unique_ptr<Node>> make_nodes() const;
+  std::vector<std::unique_ptr<Node>> make_nodes();
 
   struct Crash {
     double at_s;
@@ -64,12 +64,20 @@ class RunBook {
   // Takes node n's deliveries and records first deliveries (duplicates are counted).
   void take_deliveries(NodeId n, Node& node, double now_s);
   // Attributes one transmit's messages to the broadcasts they are about (or to control traffic).
-  void account(const Transmit& t);
+  void account(const Transmit& t, double now_s);
   // Index of the broadcast a message id belongs to, if it is one of the run's broadcasts.
   std::optional<std::uint32_t> broadcast_index(const MessageId& id) const;
 
   // Every broadcast started (or skipped) and every live node delivered every started one.
   bool complete() const;
+  // Every broadcast started, and for quiet_window_s() nothing about them was sent or delivered and no
+  // copy is in flight (as far as the engine counts): nothing more will be delivered. Engines stop then
+  // rather than at time_limit.
+  bool quiet(double now_s) const;
+  double quiet_window_s() const;
+  // Engines that see frames in flight count the ones carrying broadcasts (model engine).
+  void in_flight(int delta) { in_flight_ += delta; }
+  void ended(EndReason why) { result_.end = why; }
   double done_fraction() const;  // share of expected deliveries done so far (0..1)
 
   // Final tally: counters from the nodes, deliveries sorted by broadcast then time.
@@ -77,8 +85,11 @@ class RunBook {
                    double wall_s);
 
  private:
+  wire::Bytes payload_for(std::uint32_t index) const;  // what broadcast `index` carries
+
   const Scenario& s_;
   std::uint32_t n_ = 0;
+  std::shared_ptr<const View> view_;  // of make_nodes()
   Rng rng_;
   RunResult result_;
   std::map<MessageId, std::uint32_t> index_of_;
@@ -89,6 +100,9 @@ class RunBook {
   std::uint32_t skipped_ = 0;  // broadcasts not started: every node crashed
   std::uint32_t started_ = 0;
   double learning_deadline_s_ = 0;
+  double last_progress_s_ = 0;
+  double last_start_s_ = 0;  // a broadcast's message sent or first delivered
+  std::int64_t in_flight_ = 0;
 };
 
 }  // namespace mixcast::sim

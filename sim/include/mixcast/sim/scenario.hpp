@@ -114,6 +114,9 @@ void rescale(Scenario& s, std::uint32_t n);
 // Cross-field checks (topology connected, origins and crash nodes exist, ...). Throws ScenarioError.
 void validate(const Scenario& s);
 
+// The scenario as a YAML scenario file that load_scenario_text() reads back to the same values.
+std::string to_yaml(const Scenario& s);
+
 // A human explanation of the scenario: topology, parameters, workload, lower bounds.
 std::string explain(const Scenario& s);
 
