@@ -417,7 +417,8 @@ std::string human_summary(const nlohmann::json& s) {
       return text;
     };
     std::string causes;
-    for (const auto& [cause, count] : miss.value("causes", nlohmann::json::object()).items())
+    const nlohmann::json by_cause = miss.value("causes", nlohmann::json::object());  // outlives the loop
+    for (const auto& [cause, count] : by_cause.items())
       causes += (causes.empty() ? "" : ", ") + cause + " " + count.dump();
     out += "MISSING: " + std::to_string(u64(miss, "deliveries")) + " expected deliveries did not happen; nodes " +
            list(miss.value("nodes", nlohmann::json::array())) + "; broadcasts " +

@@ -6,6 +6,7 @@
 
 #include "mixcast/sim/explore.hpp"
 #include "mixcast/sim/invariants.hpp"
+#include "mixcast/sim/metrics.hpp"
 #include "mixcast/sim/model_engine.hpp"
 #include "mixcast/sim/scenario.hpp"
 
@@ -133,4 +134,11 @@ crashes: [{at: 0.1s, nodes: [0, 1, 2, 3, 4]}]
   std::set<std::string> kinds;
   for (const auto& v : check_invariants(r)) kinds.insert(v.invariant);
   EXPECT_EQ(kinds, (std::set<std::string>{"delivery"}));
+  const nlohmann::json summary = summarize(r);
+  EXPECT_EQ(summary["missing"]["deliveries"].get<std::size_t>(), r.missing.size());
+  EXPECT_EQ(summary["missing"]["causes"]["no_gateway"].get<std::size_t>(), r.missing.size());
+  EXPECT_NE(summary["end"], "time_limit");  // TCP mode: the event queue runs dry ("idle")
+  const std::string text = human_summary(summary);
+  EXPECT_NE(text.find("MISSING: " + std::to_string(r.missing.size()) + " expected deliveries"), std::string::npos) << text;
+  EXPECT_NE(text.find("causes: no_gateway"), std::string::npos) << text;
 }
