@@ -43,10 +43,12 @@ void NodeApp::StartApplication() {
 void NodeApp::StopApplication() {
   running_ = false;
   timer_.Cancel();
+  // Each Close() sends a FIN or RST: close in creation order so the packets do not follow heap addresses.
+  const std::vector<Conn*> order = conns_in_order();
   auto conns = std::move(conns_);  // closing may call back into us: detach first
   conns_.clear();
   by_peer_.clear();
-  for (auto& [raw, c] : conns) {
+  for (Conn* c : order) {
     c->connect_timer.Cancel();
     silence(c->socket);
     c->socket->Close();
@@ -68,6 +70,23 @@ void NodeApp::DoDispose() {
   by_peer_.clear();
   listener_ = mcast_send_ = mcast_recv_ = nullptr;
   ns3::Application::DoDispose();
+}
+
+NodeApp::Conn& NodeApp::add_conn(ns3::Ptr<ns3::Socket> s) {
+  auto conn = std::make_unique<Conn>();
+  conn->serial = next_serial_++;
+  conn->socket = s;
+  Conn& ref = *conn;
+  conns_[ns3::PeekPointer(s)] = std::move(conn);
+  return ref;
+}
+
+std::vector<NodeApp::Conn*> NodeApp::conns_in_order() const {
+  std::vector<Conn*> out;
+  out.reserve(conns_.size());
+  for (const auto& [raw, c] : conns_) out.push_back(c.get());
+  std::sort(out.begin(), out.end(), [](const Conn* a, const Conn* b) { return a->serial < b->serial; });
+  return out;
 }
 
 void NodeApp::silence(ns3::Ptr<ns3::Socket> s) {
@@ -134,20 +153,17 @@ void NodeApp::send(Transmit&& t) {
 NodeApp::Conn& NodeApp::connection_to(NodeId peer) {
   if (auto it = by_peer_.find(peer); it != by_peer_.end()) return *it->second;
   auto socket = ns3::Socket::CreateSocket(GetNode(), ns3::TcpSocketFactory::GetTypeId());
-  auto conn = std::make_unique<Conn>();
-  conn->socket = socket;
-  conn->has_peer = true;
-  conn->peer = peer;
+  Conn& ref = add_conn(socket);
+  ref.has_peer = true;
+  ref.peer = peer;
   Chunk hello;  // every connection starts by saying who we are
   wire::append_stream_frame(hello.bytes, core_.hello_frame());
-  conn->tx.push_back(std::move(hello));
+  ref.tx.push_back(std::move(hello));
   socket->Bind();
   socket->SetConnectCallback(ns3::MakeCallback(&NodeApp::on_connected, this),
                              ns3::MakeCallback(&NodeApp::on_connect_failed, this));
   wire_callbacks(socket);
-  Conn& ref = *conn;
   by_peer_[peer] = &ref;
-  conns_[ns3::PeekPointer(socket)] = std::move(conn);
   ++counters_.connects;
   // A connect that cannot even start, or whose SYNs vanish (a NAT drops them), fails after the
   // connect timeout, reported from the event loop rather than from inside this send.
@@ -202,11 +218,8 @@ void NodeApp::on_connect_failed(ns3::Ptr<ns3::Socket> s) {
 
 void NodeApp::on_accept(ns3::Ptr<ns3::Socket> s, const ns3::Address&) {
   if (crashed_) return;
-  auto conn = std::make_unique<Conn>();
-  conn->socket = s;
-  conn->connected = true;  // the peer is learned from its hello
+  add_conn(s).connected = true;  // the peer is learned from its hello
   wire_callbacks(s);
-  conns_[ns3::PeekPointer(s)] = std::move(conn);
   ++counters_.accepted;
 }
 
@@ -233,10 +246,10 @@ void NodeApp::drop(ns3::Ptr<ns3::Socket> s, LinkEvent event) {
   auto bp = by_peer_.find(c->peer);
   if (bp != by_peer_.end() && bp->second == c.get()) {
     by_peer_.erase(bp);
-    // Another connection with the same peer (it connected to us too) carries on.
-    for (auto& [raw, other] : conns_)
+    // Another connection with the same peer (it connected to us too) carries on: the oldest.
+    for (Conn* other : conns_in_order())
       if (other->has_peer && other->peer == c->peer) {
-        by_peer_[c->peer] = other.get();
+        by_peer_[c->peer] = other;
         return;
       }
   }

@@ -56,6 +56,7 @@ class NodeApp : public ns3::Application {
     std::uint32_t round = 0;  // for the RoundTag
   };
   struct Conn {
+    std::uint64_t serial = 0;  // creation order: what iteration follows, never socket addresses
     ns3::Ptr<ns3::Socket> socket;
     bool has_peer = false;
     NodeId peer = 0;
@@ -73,6 +74,8 @@ class NodeApp : public ns3::Application {
   void send(Transmit&& t);
   std::uint32_t tag_round(const Transmit& t) const;
   Conn& connection_to(NodeId peer);
+  Conn& add_conn(ns3::Ptr<ns3::Socket> s);
+  std::vector<Conn*> conns_in_order() const;
   void try_send(Conn& c);
   void on_connected(ns3::Ptr<ns3::Socket> s);
   void on_connect_failed(ns3::Ptr<ns3::Socket> s);
@@ -94,7 +97,8 @@ class NodeApp : public ns3::Application {
   bool crashed_ = false;
   AppCounters counters_;
   ns3::Ptr<ns3::Socket> listener_, mcast_send_, mcast_recv_;
-  std::unordered_map<ns3::Socket*, std::unique_ptr<Conn>> conns_;
+  std::unordered_map<ns3::Socket*, std::unique_ptr<Conn>> conns_;  // lookup only: see conns_in_order()
+  std::uint64_t next_serial_ = 0;
   std::unordered_map<NodeId, Conn*> by_peer_;  // the connection used to send to a peer
   ns3::EventId timer_;
   Micros timer_at_ = kNever;
