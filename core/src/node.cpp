@@ -6,6 +6,17 @@
 #include <string>
 
 namespace mixcast {
+namespace {
+
+// Targets naming one node: a delegation with nothing to hand on, sent where an ack is wanted.
+wire::Targets just(NodeId node) {
+  wire::Targets t;
+  t.kind = wire::Targets::Kind::id_list;
+  t.ids = {node};
+  return t;
+}
+
+}  // namespace
 
 Node::Node(NodeConfig config, std::shared_ptr<const View> view, std::shared_ptr<IslandCache> island_cache)
     : cfg_(config),
@@ -319,11 +330,14 @@ bool Node::interpret_targets(const wire::Broadcast& b, TargetSet& out) {
 
 void Node::handle_repair_request(NodeId from, const wire::RepairRequest& r) {
   if (r.sender != cfg_.self || r.incarnation != cfg_.incarnation) return;  // another life's stream
-  // A gap the tail repair (tick) already covered needs no second copy.
-  std::uint64_t first = r.from_mseq;
-  if (auto h = reach_.hearers().find(from); h != reach_.hearers().end())
-    first = std::max(first, std::min(h->second.repaired_to + 1, r.to_mseq + 1));
-  resend(from, first, r.to_mseq);
+  // What the last tail repair (tick) resent needs no second copy.
+  std::uint64_t first = r.from_mseq, last = r.to_mseq;
+  if (auto h = reach_.hearers().find(from); h != reach_.hearers().end() && h->second.resent_to > 0) {
+    const auto& t = h->second;
+    if (first >= t.resent_from && first <= t.resent_to) first = t.resent_to + 1;
+    if (last >= t.resent_from && last <= t.resent_to) last = t.resent_from - 1;
+  }
+  if (first <= last) resend(from, first, last);
 }
 
 void Node::resend(NodeId to, std::uint64_t first, std::uint64_t last_wanted) {
@@ -432,9 +446,13 @@ void Node::delegate(const MessageId& id, TargetSet set, Micros now) {
   NodeId head;
   if (set.over_islands()) {
     auto d = pick_island_delegate(island_members(set, 0), id);
-    if (!d) {  // every member is suspected dead: skip the island
+    if (!d) {  // every member is suspected dead: nobody to delegate to, but each still gets a leaf
       ++counters_.redelegations;
+      const IdRange members = island_members(set, 0);
+      const std::vector<NodeId> suspects = members.to_vector();  // the set is sliced next
       cover(id, set.slice(1, set.size()), now);
+      for (NodeId m : suspects)
+        if (m != cfg_.self) leaf_to_suspect(id, m, now);
       return;
     }
     head = *d;
@@ -444,7 +462,7 @@ void Node::delegate(const MessageId& id, TargetSet set, Micros now) {
       cover(id, set.slice(1, set.size()), now);
       if (head != cfg_.self) {
         ++counters_.redelegations;
-        leaf_to_suspect(id, head);
+        leaf_to_suspect(id, head, now);
       }
       return;
     }
@@ -462,7 +480,10 @@ std::optional<NodeId> Node::gateway_for(NodeId natted) const {
   if (std::find(gws.begin(), gws.end(), cfg_.self) != gws.end()) return std::nullopt;  // its link is ours
   for (NodeId g : gws)
     if (!suspected_.count(g)) return g;
-  return std::nullopt;  // no gateway left: try directly
+  // Every gateway is suspected. Suspicion is a guess (a slow link looks the same) and nobody outside
+  // its NAT can dial the node: go through one anyway, another one on each retry.
+  if (gws.empty()) return std::nullopt;
+  return gws[relay_tries_ % gws.size()];
 }
 
 void Node::send_delegation(const MessageId& id, NodeId head, TargetSet set, Micros now, bool as_list,
@@ -500,21 +521,28 @@ void Node::send_delegation(const MessageId& id, NodeId head, TargetSet set, Micr
     peer = *g;
     b.flags |= wire::Broadcast::kRelay;
     b.relay_to = head;  // the gateway's forward adds its own round
+    // Even a delegate with nothing to hand on is acked then: by the gateway, which acks only once it
+    // holds the message, so a gateway that dies is noticed and another one relays.
+    if (b.targets.kind == wire::Targets::Kind::none) b.targets = just(head);
   }
   const bool needs_ack = b.targets.kind != wire::Targets::Kind::none;
   enqueue(peer, Channel::tcp, b, b.round, id, TrafficKind::data);
   if (needs_ack) {
     ++counters_.delegations;
-    ++a.pending;
     // Island ranks are only valid for the island view they were made with, which may change before
     // this delegation fails or is refused: keep the islands' members themselves.
     if (set.over_islands() && !set.explicit_islands()) set = listed_islands(set);
-    const std::uint64_t token = next_token_++;
-    const Micros deadline = now + cfg_.ack_timeout;
-    pending_.emplace(token, Pending{peer, head, id, std::move(set), deadline});
-    awaiting_ack_[AckKey{peer, id}].push_back(token);
-    deadlines_.emplace(deadline, token);
+    await_ack(a, peer, head, id, std::move(set), now);
   }
+}
+
+void Node::await_ack(Active& a, NodeId peer, NodeId head, const MessageId& id, TargetSet set, Micros now) {
+  ++a.pending;  // fail_pending or handle_ack releases it
+  const std::uint64_t token = next_token_++;
+  const Micros deadline = now + cfg_.ack_timeout;
+  pending_.emplace(token, Pending{peer, head, id, std::move(set), deadline, peer != head ? relay_tries_ : 0u});
+  awaiting_ack_[AckKey{peer, id}].push_back(token);
+  deadlines_.emplace(deadline, token);
 }
 
 void Node::fail_pending(std::uint64_t token, Micros now) {
@@ -530,12 +558,20 @@ void Node::fail_pending(std::uint64_t token, Micros now) {
   }
   ++counters_.redelegations;
   if (pend.peer != pend.head) {
-    // A failed gateway: the same set goes to the delegate through another gateway.
-    delegate(pend.id, std::move(pend.set), now);
+    // A failed gateway: the same set goes to the delegate through another gateway, a bounded number
+    // of times (a NATed node whose gateways are all gone cannot be reached); then the rest of the set
+    // is ours again.
+    if (pend.relay_tries < cfg_.nat_links + 1) {
+      relay_tries_ = pend.relay_tries + 1u;
+      delegate(pend.id, std::move(pend.set), now);
+      relay_tries_ = 0;
+    } else {
+      cover(pend.id, pend.set.without(pend.head), now);
+    }
   } else {
     // The failed delegate's share, minus itself, becomes ours again.
     cover(pend.id, pend.set.without(pend.head), now);
-    leaf_to_suspect(pend.id, pend.head);
+    leaf_to_suspect(pend.id, pend.head, now);
   }
   release(pend.id);  // our hold kept Active alive until here
 }
@@ -557,7 +593,7 @@ void Node::cover_own_island(const MessageId& id, IdRange island, Micros now) {
       continue;
     }
     ++counters_.unconfirmed_tcp;
-    send_leaf(id, a, m, 0);
+    send_leaf(id, a, m, 0, now);
   }
   if (cfg_.forced_tcp_share > 0 && !confirmed.empty()) {
     auto k = static_cast<std::size_t>(std::ceil(cfg_.forced_tcp_share * static_cast<double>(confirmed.size())));
@@ -565,7 +601,7 @@ void Node::cover_own_island(const MessageId& id, IdRange island, Micros now) {
     for (std::size_t i = 0; i < k; ++i) {  // partial Fisher-Yates: k distinct random members
       std::swap(confirmed[i], confirmed[i + rng_.below(confirmed.size() - i)]);
       ++counters_.forced_tcp;
-      send_leaf(id, a, confirmed[i], wire::Broadcast::kForced);
+      send_leaf(id, a, confirmed[i], wire::Broadcast::kForced, now);
     }
   }
 }
@@ -576,26 +612,31 @@ const Node::Retained* Node::retained(std::uint64_t mseq) const {
   return &retained_[slot];
 }
 
-void Node::leaf_to_suspect(const MessageId& id, NodeId suspect) {
+void Node::leaf_to_suspect(const MessageId& id, NodeId suspect, Micros now) {
   // Suspicion is a guess: a peer that was only slow, or whose connection broke, is alive and must
   // still get the message. A leaf costs no ack and no waiting, and goes after every delegation so
   // it shifts nobody's round; a dead peer just fails the send again.
   auto a = active_.find(id);
-  if (a != active_.end() && !a->second.relay_only) send_leaf(id, a->second, suspect, 0);
+  if (a != active_.end() && !a->second.relay_only) send_leaf(id, a->second, suspect, 0, now);
 }
 
-void Node::send_leaf(const MessageId& id, Active& a, NodeId to, std::uint8_t flags) {
+void Node::send_leaf(const MessageId& id, Active& a, NodeId to, std::uint8_t flags, Micros now) {
   ++a.sends;
   wire::Broadcast b = message_for(id, a);
   b.flags |= flags;
-  NodeId peer = to;
-  if (auto g = gateway_for(to)) {  // a NATed member outside our reach: through its gateway
+  const TrafficKind kind = (flags & wire::Broadcast::kForced) ? TrafficKind::forced : TrafficKind::data;
+  if (auto g = gateway_for(to)) {
+    // A NATed member outside our reach: through its gateway, as a delegation of the member alone,
+    // so the gateway acks it and a gateway that dies with it in hand is noticed (the member gets
+    // it through another gateway). The member itself acks its gateway.
     b.flags |= wire::Broadcast::kRelay;
     b.relay_to = to;
-    peer = *g;
+    b.targets = just(to);
+    enqueue(*g, Channel::tcp, b, b.round, id, kind);
+    await_ack(a, *g, to, id, TargetSet::list({to}), now);
+    return;
   }
-  enqueue(peer, Channel::tcp, b, b.round, id,
-          (flags & wire::Broadcast::kForced) ? TrafficKind::forced : TrafficKind::data);
+  enqueue(to, Channel::tcp, b, b.round, id, kind);
 }
 
 void Node::multicast_heard(const std::vector<NodeId>& heard, Micros now) {
@@ -717,7 +758,8 @@ void Node::tick(Micros now) {
     for (NodeId n : lagging) {
       auto& h = reach_.hearers()[n];
       resend(n, h.repaired_to + 1, settled_mseq);
-      h.repaired_to = settled_mseq;
+      h.resent_from = h.repaired_to + 1;
+      h.repaired_to = h.resent_to = settled_mseq;
     }
   }
   if (now - last_beacon_ >= cfg_.beacon_interval || mseq_ == 0) {

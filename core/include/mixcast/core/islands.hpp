@@ -36,7 +36,10 @@ class Reachability {
   struct Hearer {  // what a receiver confirmed hearing from this node
     std::uint64_t highest = 0;
     Micros last_confirm = 0;
-    std::uint64_t repaired_to = 0;  // tail repairs already sent up to this mseq
+    std::uint64_t repaired_to = 0;  // no tail repair needed up to this mseq: confirmed, or resent
+    // The last tail repair actually resent, [resent_from, resent_to]. A repair request is trimmed by
+    // this alone: a confirmation says the hearer heard or asked, and its request may be on the way.
+    std::uint64_t resent_from = 0, resent_to = 0;
   };
 
   explicit Reachability(Micros expiry) : expiry_(expiry) {}

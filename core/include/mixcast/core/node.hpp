@@ -165,6 +165,7 @@ class Node {
     MessageId id;
     TargetSet set;  // the delegated set (node or island positions), the delegate's unit first
     Micros deadline = 0;
+    std::uint32_t relay_tries = 0;  // through a gateway: how many gateways failed it before
   };
   struct Outgoing {
     NodeId to;
@@ -209,8 +210,10 @@ class Node {
   std::optional<NodeId> pick_island_delegate(IdRange members, const MessageId& id) const;
   std::optional<NodeId> gateway_for(NodeId natted) const;  // nullopt: connect directly
   wire::Broadcast message_for(const MessageId& id, const Active& a) const;
-  void send_leaf(const MessageId& id, Active& a, NodeId to, std::uint8_t flags);  // no targets, no ack
-  void leaf_to_suspect(const MessageId& id, NodeId suspect);  // a copy for a peer we stopped delegating to
+  // No targets and no ack, except through a NATed member's gateway (see there).
+  void send_leaf(const MessageId& id, Active& a, NodeId to, std::uint8_t flags, Micros now);
+  void leaf_to_suspect(const MessageId& id, NodeId suspect, Micros now);  // a copy for a peer we stopped delegating to
+  void await_ack(Active& a, NodeId peer, NodeId head, const MessageId& id, TargetSet set, Micros now);
   void multicast(std::optional<wire::Broadcast> b, Micros now, std::optional<wire::HeardList> heard = std::nullopt);
   void multicast_heard(const std::vector<NodeId>& heard, Micros now);  // sorted ids, in datagram-sized lists
   std::uint64_t mseq_sent_by(Micros t) const;  // our last multicast sent at or before t (0: none retained)
@@ -238,6 +241,7 @@ class Node {
   using Deadline = std::pair<Micros, std::uint64_t>;
   std::priority_queue<Deadline, std::vector<Deadline>, std::greater<>> deadlines_;  // lazy: stale tokens skipped
   std::uint64_t next_token_ = 1;
+  std::uint32_t relay_tries_ = 0;  // while fail_pending resends through another gateway (see there)
   std::unordered_set<NodeId> suspected_;     // peers whose delegation failed: skipped until heard from
   std::unordered_set<NodeId> foreign_view_;  // peers known to hold another view: send id lists
 
