@@ -1,5 +1,7 @@
-// A minimal deterministic network for core tests: unit latency, FIFO, crashed nodes answer with a
-// link failure. Just enough to drive Nodes through the public sans-I/O API.
+// A minimal deterministic network for core tests: unit latency, FIFO. A crashed node answers frames
+// with a link failure (its host resets the connection); a silent node swallows them and answers
+// nothing (a hung process, a black-holed route): only the missing ack reveals it. Just enough to
+// drive Nodes through the public sans-I/O API.
 #pragma once
 #include <map>
 #include <memory>
@@ -17,6 +19,7 @@ struct Received {
   std::uint32_t round;
   Channel channel;
   wire::Bytes payload;
+  Micros at = 0;  // when it was delivered
 };
 
 class Harness {
@@ -34,7 +37,10 @@ class Harness {
   Node& node(NodeId i) { return *nodes_[i]; }
   std::size_t size() const { return nodes_.size(); }
   void crash(NodeId i) { crashed_.insert(i); }
+  // Like crash(), but frames to the node vanish without a link failure.
+  void silence(NodeId i) { crashed_.insert(i), silent_.insert(i); }
   bool crashed(NodeId i) const { return crashed_.count(i) != 0; }
+  std::size_t dropped_silently() const { return dropped_silently_; }
   Micros now() const { return now_; }
 
   MessageId broadcast(NodeId origin, wire::Bytes payload = {1, 2, 3}) {
@@ -94,6 +100,10 @@ class Harness {
 
   void deliver(const Frame& f) {
     if (crashed(f.to)) {
+      if (silent_.count(f.to)) {
+        if (!f.failure) ++dropped_silently_;
+        return;
+      }
       if (!f.failure) queue_.push(Frame{now_ + 1, order_++, f.to, f.from, Channel::tcp, nullptr, true});
       return;
     }
@@ -106,7 +116,7 @@ class Harness {
   }
 
   void drain(NodeId i) {
-    while (auto d = nodes_[i]->poll_delivery()) received.push_back({i, d->id, d->round, d->channel, d->payload});
+    while (auto d = nodes_[i]->poll_delivery()) received.push_back({i, d->id, d->round, d->channel, d->payload, now_});
     while (auto t = nodes_[i]->poll_transmit()) {
       ++frames;
       auto decoded = wire::decode_frame(t->bytes);
@@ -119,6 +129,8 @@ class Harness {
 
   std::vector<std::unique_ptr<Node>> nodes_;
   std::set<NodeId> crashed_;
+  std::set<NodeId> silent_;  // crashed without link failures
+  std::size_t dropped_silently_ = 0;
   std::priority_queue<Frame, std::vector<Frame>, std::greater<>> queue_;
   std::uint64_t order_ = 0;
   Micros now_ = 0;
