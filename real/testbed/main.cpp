@@ -378,6 +378,19 @@ int cmd_run(const RunArgs& a) {
   std::size_t next_failure = 0;
   const double learning_deadline = earliest + mixcast::sim::RunBook::kMaxLearning_s;
   double next_island_check = earliest;
+  // The islands gate (mixed mode): the hash every live daemon reported in the latest polls.
+  struct IslandGate {
+    std::optional<std::uint64_t> hash;
+    double since_s = 0;  // start of the first of these polls
+    std::uint32_t polls = 0;
+    void reset() { *this = IslandGate{}; }
+  };
+  IslandGate gate;
+  constexpr std::uint32_t kStablePolls = 3;
+  // How long an island can keep changing after every daemon agreed on it: a member's beacon is
+  // heard and confirmed, the leader's candidate island holds for a confirm interval, then it is
+  // announced. Claims unchanged for this long are not about to change.
+  const double claim_interval_s = 2 * pr.beacon_interval_s + 2 * pr.confirm_interval_s;
 
   std::map<MessageId, std::uint32_t> index_of;
   std::vector<mixcast::wire::Bytes> payload_of(total);
@@ -457,7 +470,13 @@ int cmd_run(const RunArgs& a) {
       progress.note(text);
     }
     if (!measured_scheduled && now_s >= next_island_check) {
-      // Mixed mode measures steady state: wait until every live daemon plans with the same islands.
+      // Mixed mode measures steady state: wait until every live daemon plans with the same islands
+      // and keeps doing so. One poll cannot tell: the daemons answer one after the other, not at
+      // one instant, and they can all hold the same claims while a leader is still about to
+      // announce a larger island (its candidate waits a confirm interval, members are learned
+      // from beacons). So the same hash must come from every live daemon in kStablePolls
+      // consecutive polls that span at least the claim interval.
+      const double poll_start = since(t0);
       std::optional<std::uint64_t> hash;
       bool agreed = true;
       for (NodeId i = 0; i < n && agreed; ++i) {
@@ -466,16 +485,26 @@ int cmd_run(const RunArgs& a) {
         agreed = !hash || *hash == h;
         hash = h;
       }
-      if (agreed || now_s >= learning_deadline) {
-        result.islands_agreed = agreed;
-        schedule_measured(since(t0));
-        char text[120];
+      if (!agreed) {
+        gate.reset();
+      } else if (!gate.hash || *gate.hash != *hash) {
+        gate = IslandGate{hash, poll_start, 1};
+      } else {
+        ++gate.polls;
+      }
+      const double now_after = since(t0);
+      const bool stable = gate.hash && gate.polls >= kStablePolls && now_after - gate.since_s >= claim_interval_s;
+      if (stable || now_after >= learning_deadline) {
+        result.islands_agreed = stable;
+        schedule_measured(now_after);
+        char text[160];
         std::snprintf(text, sizeof text, "%s at %.3f s; measured broadcasts start",
-                      agreed ? "every daemon plans with the same islands" : "islands still differ after the learning time",
-                      now_s);
+                      stable ? "every daemon has planned with the same islands for the claim interval"
+                             : "islands still differ or change after the learning time",
+                      now_after);
         progress.note(text);
       } else {
-        next_island_check = now_s + mixcast::sim::RunBook::kLearnedCheck_s;
+        next_island_check = now_after + mixcast::sim::RunBook::kLearnedCheck_s;
       }
     }
     while (next_due < due.size() && due[next_due].first <= since(t0)) {
