@@ -30,8 +30,10 @@ struct Session {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"mixcast: control a running mixcastd"};
-  app.require_subcommand(1);
+  CLI::App app{"mixcast: control a running mixcastd", "mixcast"};
+  // At most one; none is reported below. (require_subcommand(1) would answer an unknown flag or
+  // subcommand with "A subcommand is required" instead of naming it.)
+  app.require_subcommand(0, 1);
   std::string socket_path = "/run/mixcast/mixcastd.sock";
   app.add_option("-s,--socket", socket_path, "the daemon's control socket")->capture_default_str();
 
@@ -46,9 +48,15 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
     if (send->parsed() && text_opt->count() == 0 && file_opt->count() == 0)
-      throw CLI::RequiredError("send needs TEXT or --file");
+      throw CLI::ValidationError("send needs TEXT or --file FILE");
   } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : 2;
+    if (e.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success)) return app.exit(e);  // --help
+    std::cerr << "mixcast: error: " << e.what() << " (see 'mixcast --help')\n";
+    return 2;
+  }
+  if (app.get_subcommands().empty()) {
+    std::cerr << "mixcast: error: a subcommand is required: send, tail, status or stop (see 'mixcast --help')\n";
+    return 2;
   }
 
   try {
