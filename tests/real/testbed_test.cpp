@@ -7,6 +7,8 @@
 #include <sys/wait.h>
 
 #include <filesystem>
+#include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 
@@ -79,10 +81,14 @@ TEST_P(RealTestbedModes, MultiSubnetSixteenDaemonsDeliversEverything) {
   EXPECT_EQ(s.at("duplicates"), 0);
   EXPECT_EQ(s.at("testbed").at("payload_mismatches"), 0);
   EXPECT_EQ(s.at("testbed").at("unexpected_deliveries"), 0);
-  // 16 nodes: at least ceil(log2 16) = 4 rounds in TCP mode, 4 islands + 1 in mixed mode.
-  EXPECT_GE(s.at("rounds").at("max").get<int>(), s.at("rounds").at("lower_bound").get<int>());
-  if (std::string(GetParam()) == "mixed") {
+  // No loss, no faults: exactly the bound. 16 nodes: ceil(log2 16) = 4 rounds in TCP mode;
+  // 4 islands in mixed mode: ceil(log2 4) + 1 = 3 once the islands are agreed.
+  const bool mixed = std::string(GetParam()) == "mixed";
+  EXPECT_EQ(s.at("rounds").at("lower_bound"), mixed ? 3 : 4);
+  EXPECT_EQ(s.at("rounds").at("max"), s.at("rounds").at("lower_bound")) << s.at("rounds").dump();
+  if (mixed) {
     EXPECT_EQ(s.at("islands"), 4);
+    EXPECT_EQ(s.at("warmup").at("islands_agreed"), true) << s.dump(2);
   }
   // The CSVs have mixcast-sim's shape: one row per first delivery, one per broadcast.
   const std::string deliveries = slurp(out + "/deliveries.csv");
@@ -95,6 +101,92 @@ TEST_P(RealTestbedModes, MultiSubnetSixteenDaemonsDeliversEverything) {
 
 INSTANTIATE_TEST_SUITE_P(Modes, RealTestbedModes, ::testing::Values("tcp", "mixed"),
                          [](const ::testing::TestParamInfo<const char*>& p) { return std::string(p.param); });
+
+// The crash plan: `crashes[]` kill -9 the daemons the RunBook picks, at their time. The killed
+// daemons deliver nothing started after their kill, every other daemon delivers everything, and
+// random picks are the same nodes the model engine crashes for the same scenario and seed.
+namespace {
+std::vector<std::vector<std::string>> csv_rows(const std::string& text) {
+  std::vector<std::vector<std::string>> rows;
+  std::istringstream in(text);
+  std::string line;
+  std::getline(in, line);  // header
+  while (std::getline(in, line)) {
+    std::vector<std::string> f;
+    std::istringstream l(line);
+    for (std::string x; std::getline(l, x, ',');) f.push_back(x);
+    rows.push_back(f);
+  }
+  return rows;
+}
+
+// Nodes that delivered none of the broadcasts started at or after `from_s` (per broadcasts.csv),
+// out of `nodes`.
+std::set<NodeId> silent_after(const std::string& out, double from_s, std::uint32_t nodes) {
+  std::set<std::uint32_t> late;
+  for (const auto& r : csv_rows(slurp(out + "/broadcasts.csv")))
+    if (std::stod(r.at(3)) >= from_s) late.insert(static_cast<std::uint32_t>(std::stoul(r.at(0))));
+  std::set<NodeId> heard;
+  for (const auto& r : csv_rows(slurp(out + "/deliveries.csv")))
+    if (late.count(static_cast<std::uint32_t>(std::stoul(r.at(0))))) heard.insert(static_cast<NodeId>(std::stoul(r.at(1))));
+  std::set<NodeId> silent;
+  for (NodeId i = 0; i < nodes; ++i)
+    if (!heard.count(i)) silent.insert(i);
+  return silent;
+}
+}  // namespace
+
+TEST_F(RealTestbed, CrashPlanKillsThePlannedDaemonsAtTheirTime) {
+  const std::string out = dir_ + "/out";
+  auto p = start({"run", scenario(), "--net", "loopback", "--nodes", "16", "--out", out, "--keep-logs", "--set",
+                  "workload.broadcasts=20", "--set", "crashes=[{at: 0.4s, nodes: [3, 9]}]"});
+  ASSERT_EQ(exit_code(*p, 60s), 0) << output();
+  EXPECT_EQ(tagged(), 0u);
+  const auto s = nlohmann::json::parse(slurp(out + "/summary.json"));
+  EXPECT_EQ(s.at("crashed"), 2);
+  EXPECT_EQ(s.at("expected"), 20 * 14);
+  EXPECT_EQ(s.at("delivered"), 20 * 14);
+  EXPECT_EQ(s.at("duplicates"), 0);
+  EXPECT_EQ(s.at("testbed").at("missing_deliveries"), 0);
+  // Exactly nodes 3 and 9 went quiet at 0.4 s; the others heard every later broadcast.
+  EXPECT_EQ(silent_after(out, 0.4, 16), (std::set<NodeId>{3, 9}));
+  EXPECT_TRUE(silent_after(out, 0.0, 16).empty()) << "every node delivered the first broadcasts";
+  // Their own delivery logs stop there too (a crashed origin's turn went to a live node).
+  for (const char* n : {"n3", "n9"}) {
+    const auto rows = csv_rows(slurp(out + "/daemons/" + n + ".deliveries.csv"));
+    EXPECT_GT(rows.size(), 0u) << n;
+    EXPECT_LE(rows.size(), 9u) << n << ": delivered more than the broadcasts started before 0.4 s";
+  }
+  for (const auto& r : csv_rows(slurp(out + "/broadcasts.csv")))
+    if (std::stod(r.at(3)) >= 0.4) EXPECT_TRUE(r.at(1) != "3" && r.at(1) != "9") << "a killed daemon broadcast";
+}
+
+#ifdef MIXCAST_SIM_BINARY
+TEST_F(RealTestbed, RandomCrashesHitTheNodesTheModelEngineCrashes) {
+  const std::vector<std::string> set = {"--set", "workload.broadcasts=20", "--set", "crashes=[{at: 0.3s, count: 3}]"};
+  const std::string out = dir_ + "/real", model = dir_ + "/model";
+  std::vector<std::string> args = {"run", scenario(), "--net", "loopback", "--nodes", "16", "--out", out};
+  args.insert(args.end(), set.begin(), set.end());
+  auto p = start(args);
+  ASSERT_EQ(exit_code(*p, 60s), 0) << output();
+  std::string cmd = std::string(MIXCAST_SIM_BINARY) + " run '" + scenario() + "' --engine model --nodes 16 -q --out '" +
+                    model + "'";
+  for (const auto& a : set) cmd += " '" + a + "'";
+  ASSERT_EQ(std::system((cmd + " > /dev/null").c_str()), 0) << cmd;
+  const auto s = nlohmann::json::parse(slurp(out + "/summary.json"));
+  EXPECT_EQ(s.at("crashed"), 3);
+  EXPECT_EQ(s.at("delivery_ratio").get<double>(), 1.0);
+  EXPECT_EQ(s.at("expected"), 20 * 13);
+  const auto victims = silent_after(model, 0.3, 16);
+  EXPECT_EQ(victims.size(), 3u);
+  EXPECT_EQ(silent_after(out, 0.3, 16), victims);
+  // Same origins too: the RunBook is shared.
+  EXPECT_EQ(slurp(out + "/broadcasts.csv").size() > 0, true);
+  const auto real_b = csv_rows(slurp(out + "/broadcasts.csv")), model_b = csv_rows(slurp(model + "/broadcasts.csv"));
+  ASSERT_EQ(real_b.size(), model_b.size());
+  for (std::size_t i = 0; i < real_b.size(); ++i) EXPECT_EQ(real_b[i].at(1), model_b[i].at(1)) << "broadcast " << i;
+}
+#endif
 
 TEST_F(RealTestbed, SigintMidRunStopsEveryDaemon) {
   const std::string out = dir_ + "/out";
