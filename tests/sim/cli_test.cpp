@@ -14,6 +14,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "mixcast/core/types.hpp"
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -138,13 +140,20 @@ TEST_F(Cli, RunWritesSummaryAndTables) {
   expect_summary_keys(j);
   EXPECT_EQ(j["engine"], "model");
   EXPECT_EQ(j["broadcasts"], 3u);
-  EXPECT_GT(j["delivered"].get<std::uint64_t>(), 0u);
+  // TCP mode, no loss, no faults: everyone delivers everything, in exactly ceil(log2 n) rounds.
+  const auto nodes = j["nodes"].get<std::uint64_t>();
+  EXPECT_EQ(j["mode"], "tcp");
+  EXPECT_EQ(j["expected"], 3 * nodes);
+  EXPECT_EQ(j["delivered"], 3 * nodes);
+  EXPECT_EQ(j["delivery_ratio"], 1.0);
   EXPECT_EQ(j["duplicates"], 0u);
+  EXPECT_EQ(j["rounds"]["lower_bound"], mixcast::ceil_log2(nodes));
+  EXPECT_EQ(j["rounds"]["max"], j["rounds"]["lower_bound"]);
 
   const auto deliveries = lines_of(slurp(out / "deliveries.csv"));
   ASSERT_FALSE(deliveries.empty());
   EXPECT_EQ(deliveries[0], "broadcast,node,round,time_s,channel");
-  EXPECT_GT(deliveries.size(), 1u);
+  EXPECT_EQ(deliveries.size(), 1 + 3 * nodes);  // one row per first delivery
   const auto broadcasts = lines_of(slurp(out / "broadcasts.csv"));
   ASSERT_FALSE(broadcasts.empty());
   EXPECT_EQ(broadcasts[0], "broadcast,origin,seq,start_s,warmup");

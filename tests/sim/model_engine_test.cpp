@@ -272,7 +272,28 @@ TEST(ModelEngineMixed, NatAndMultiDatacenterScenariosDeliverEverything) {
     EXPECT_EQ(r.islands, s.total_subnets());  // one island per subnet, NATed or not
     // A NATed island is reached through its gateway: one hop more than the bound.
     const std::uint32_t bound = ceil_log2(r.islands) + 1;
-    EXPECT_LE(m.max_round, std::string(name) == "nat" ? bound + 1 : bound);
+    EXPECT_EQ(m.max_round, std::string(name) == "nat" ? bound + 1 : bound);
+  }
+}
+
+// TCP mode, no loss, no faults (invariant 5): rounds.max is exactly ceil(log2 n), plus the one
+// gateway hop into a NATed subnet. Every shipped scenario without loss.
+TEST(ModelEngine, ShippedScenariosInTcpModeTakeExactlyCeilLog2Rounds) {
+  for (const char* name : {"lan", "multi-subnet", "multi-dc", "nat"}) {
+    Scenario s = load_scenario(std::string(MIXCAST_SOURCE_DIR) + "/scenarios/" + name + ".yaml");
+    s.protocol.mode = Mode::tcp;
+    SCOPED_TRACE(name);
+    bool lossless = s.crashes.empty();
+    for (const auto& dc : s.datacenters)
+      for (const auto& sn : dc.subnets) lossless = lossless && sn.lan.loss == 0 && sn.multicast_loss == 0;
+    for (const auto& w : s.wan) lossless = lossless && w.link.loss == 0;
+    ASSERT_TRUE(lossless) << "not a lossless, fault-free scenario any more";
+    const auto r = run_model(s);
+    const auto m = measured(r);
+    EXPECT_EQ(m.deliveries, m.broadcasts * s.total_nodes());
+    EXPECT_EQ(r.duplicates, 0u);
+    const bool natted = std::string(name) == "nat";
+    EXPECT_EQ(m.max_round, ceil_log2(s.total_nodes()) + (natted ? 1 : 0));
   }
 }
 
