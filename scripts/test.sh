@@ -3,6 +3,7 @@
 #   1. release build (preset 'default') + ctest
 #   1b. pytest of the analysis module and scripts against that build (/usr/bin/python3)
 #   2. ASan + UBSan build (preset 'asan': core, sim and their tests) + ctest
+#   2b. the amd64 .deb (preset 'deb', cpack) and a check of its contents (scripts/check-deb.sh)
 #   3. libFuzzer build (preset 'fuzz', clang++-14) + a short fuzz run of the wire decoder
 #      (MIXCAST_FUZZ_SECONDS, default 30) on a scratch copy of tests/fuzz/corpus
 #   4. ARM: scripts/install-cross-deps.sh, cross build for aarch64 (preset 'aarch64': mixcastd,
@@ -130,30 +131,24 @@ step_arm() {
     echo "test.sh: cpack wrote no mixcast_*_arm64.deb into build/aarch64/packages"
     return 1
   fi
-  local contents
-  contents=$(dpkg-deb -c "$deb")
-  for f in ./usr/bin/mixcastd ./usr/bin/mixcast ./usr/lib/systemd/system/mixcastd.service \
-           ./usr/lib/sysusers.d/mixcast.conf ./etc/mixcast/mixcastd.yaml; do
-    if ! grep -q " $f\$" <<<"$contents"; then
-      echo "test.sh: $deb lacks $f"
-      return 1
-    fi
-  done
-  if [[ "$(dpkg-deb -f "$deb" Architecture)" != arm64 ]] \
-     || [[ "$(dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles)" != /etc/mixcast/mixcastd.yaml ]]; then
-    echo "test.sh: $deb: Architecture must be arm64 and /etc/mixcast/mixcastd.yaml its conffile"
+  bash scripts/check-deb.sh "$deb" arm64
+}
+
+# The native (amd64) package: preset 'deb' (CMAKE_INSTALL_PREFIX=/usr), cpack, and the same
+# content check as the ARM packages (scripts/check-deb.sh: binaries, unit, sysusers, config,
+# maintainer scripts), here with the binaries run once.
+step_deb() {
+  quiet_build configure-deb cmake --preset deb || return 1
+  quiet_build build-deb cmake --build --preset deb || return 1
+  rm -rf build/pkg/packages
+  quiet_build cpack-deb cpack --config build/pkg/CPackConfig.cmake -B build/pkg/packages || return 1
+  local deb
+  deb=$(ls build/pkg/packages/mixcast_*_amd64.deb 2>/dev/null | head -n 1)
+  if [[ -z "$deb" ]]; then
+    echo "test.sh: cpack wrote no mixcast_*_amd64.deb into build/pkg/packages"
     return 1
   fi
-  local unpacked
-  unpacked=$(mktemp -d)
-  dpkg-deb -x "$deb" "$unpacked"
-  if ! LC_ALL=C readelf -h "$unpacked/usr/bin/mixcastd" | grep -q 'Machine: *AArch64'; then
-    rm -rf "$unpacked"
-    echo "test.sh: $deb: usr/bin/mixcastd is not an AArch64 binary"
-    return 1
-  fi
-  rm -rf "$unpacked"
-  echo "test.sh: $deb ($(stat -c %s "$deb") bytes) holds mixcastd, mixcast, the unit and the config"
+  bash scripts/check-deb.sh "$deb" amd64
 }
 
 # 32-bit ARM: catches what only a 32-bit size_t or a missing 128-bit integer breaks.
@@ -177,6 +172,16 @@ if step_analysis; then record ok "analysis pytest (build/release)"; else record 
 
 echo "== ASan + UBSan build + tests (build/asan)"
 if step_asan; then record ok "ASan+UBSan build + ctest (build/asan)"; else record FAILED "ASan+UBSan build + ctest (build/asan)"; fi
+
+echo "== amd64 .deb (build/pkg)"
+if [[ "$(dpkg --print-architecture 2>/dev/null)" != amd64 ]]; then
+  echo "test.sh: skipped: this host is not amd64"
+  record skipped "amd64 .deb: host is not amd64"
+elif step_deb; then
+  record ok "amd64 .deb: cpack + contents (build/pkg)"
+else
+  record FAILED "amd64 .deb: cpack + contents (build/pkg)"
+fi
 
 echo "== fuzzing (build/fuzz)"
 if ! command -v clang++-14 >/dev/null 2>&1; then
