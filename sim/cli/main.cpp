@@ -167,34 +167,40 @@ bool stderr_is_tty() { return ::isatty(STDERR_FILENO) == 1; }
 // more than a second (short runs print nothing).
 class ProgressLine {
  public:
-  ProgressLine(std::string engine, bool enabled) : engine_(std::move(engine)), enabled_(enabled) {}
+  // On a terminal: one line rewritten in place. Elsewhere (a log, CI): a plain line every 10 s of
+  // wall time, so a long run still shows it is alive.
+  ProgressLine(std::string engine, double time_limit_s, bool enabled, bool tty)
+      : engine_(std::move(engine)), time_limit_s_(time_limit_s), enabled_(enabled), tty_(tty) {}
 
   void update(double simulated_s, double done, std::uint64_t events) {
     if (!enabled_) return;
     const auto now = Clock::now();
     if (now - start_ < std::chrono::seconds(1)) return;
-    if (printed_ && now - last_ < std::chrono::milliseconds(200)) return;
+    if (printed_ && now - last_ < (tty_ ? std::chrono::milliseconds(200) : std::chrono::milliseconds(10000))) return;
     // Events per second over the last update interval: how fast the engine runs right now.
     const double rate = static_cast<double>(events - last_events_) / std::max(1e-9, seconds_since(last_));
     last_ = now;
     last_events_ = events;
     printed_ = true;
-    std::fprintf(stderr, "\r[%s] sim %.3f s  %5.1f%% delivered  %.2fM events/s  elapsed %.1f s   ",
-                 engine_.c_str(), simulated_s, std::clamp(done, 0.0, 1.0) * 100.0, rate / 1e6, seconds_since(start_));
+    std::fprintf(stderr, "%s[%s] sim %.3f of %.0f s  %5.1f%% delivered  %.2fM events/s  elapsed %.1f s%s",
+                 tty_ ? "\r" : "", engine_.c_str(), simulated_s, time_limit_s_, std::clamp(done, 0.0, 1.0) * 100.0,
+                 rate / 1e6, seconds_since(start_), tty_ ? "   " : "\n");
     std::fflush(stderr);
   }
 
   void finish() {
-    if (printed_) {
+    if (printed_ && tty_) {
       std::fputc('\n', stderr);
       std::fflush(stderr);
-      printed_ = false;
     }
+    printed_ = false;
   }
 
  private:
   std::string engine_;
+  double time_limit_s_;
   bool enabled_;
+  bool tty_;
   bool printed_ = false;
   Clock::time_point start_ = Clock::now();
   Clock::time_point last_ = start_;
@@ -284,7 +290,7 @@ int cmd_run(const RunArgs& a) {
   }
   mixcast::sim::ensure_writable_dir(out);  // fail before the run, not after it
 
-  ProgressLine progress(a.engine, stderr_is_tty() && !a.quiet);
+  ProgressLine progress(a.engine, s.time_limit_s, !a.quiet, stderr_is_tty());
   mixcast::sim::RunOptions options;
   options.progress = [&progress](double sim_s, double done, std::uint64_t events) {
     progress.update(sim_s, done, events);

@@ -250,9 +250,14 @@ RunResult RunBook::finish(const std::vector<std::unique_ptr<Node>>& nodes, std::
     for (NodeId n = 0; n < n_; ++n) {
       if (delivered_[b][n] || is_crashed(n)) continue;
       std::string cause = crash_during ? "crashed_delegate" : "never_reached";
-      if (view_ && view_->behind_nat(n)) {
+      // Unreachable: behind a NAT the origin is not in, with every gateway down before the broadcast
+      // could have passed one (an ack timeout after its start). Nothing can carry it there.
+      const NodeId origin = result_.broadcasts[b].origin;
+      if (view_ && view_->behind_nat(n) && !view_->same_nat(n, origin)) {
         bool gateway_left = false;
-        for (NodeId g : view_->gateways(n, s_.protocol.nat_links)) gateway_left = gateway_left || !is_crashed(g);
+        for (NodeId g : view_->gateways(n, s_.protocol.nat_links))
+          gateway_left = gateway_left || !is_crashed(g) ||
+                         result_.crashed_at_s[g] > start_s_[b] + s_.protocol.ack_timeout_s;
         if (!gateway_left) cause = "no_gateway";
       }
       result_.missing.push_back(MissingDelivery{b, n, std::move(cause)});
