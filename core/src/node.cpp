@@ -442,9 +442,20 @@ TargetSet Node::listed_islands(const TargetSet& set) const {
   return TargetSet::island_list(std::move(ids), sizes);
 }
 
+void Node::take_own_copy(const MessageId& id, Micros now) {
+  // A gateway holds a relayed message without delivering it (its own copy comes through the plan).
+  // When the relay fails and the set comes back to it with itself inside, it is its own copy.
+  auto a = active_.find(id);
+  if (a == active_.end() || !a->second.relay_only) return;
+  a->second.relay_only = false;
+  accept(message_for(id, a->second), Channel::tcp, now);
+}
+
 void Node::delegate(const MessageId& id, TargetSet set, Micros now) {
   NodeId head;
   if (set.over_islands()) {
+    const IdRange unit = island_members(set, 0);
+    if (std::find(unit.begin(), unit.end(), cfg_.self) != unit.end()) take_own_copy(id, now);
     auto d = pick_island_delegate(island_members(set, 0), id);
     if (!d) {  // every member is suspected dead: nobody to delegate to, but each still gets a leaf
       ++counters_.redelegations;
@@ -458,6 +469,7 @@ void Node::delegate(const MessageId& id, TargetSet set, Micros now) {
     head = *d;
   } else {
     head = set.at(*view_, 0);
+    if (head == cfg_.self) take_own_copy(id, now);
     if (head == cfg_.self || suspected_.count(head)) {  // suspected dead (or ourselves): take its share over
       cover(id, set.slice(1, set.size()), now);
       if (head != cfg_.self) {

@@ -201,6 +201,7 @@ class Node {
   void release(const MessageId& id);
   void cover(const MessageId& id, TargetSet rest, Micros now);
   void delegate(const MessageId& id, TargetSet set, Micros now);
+  void take_own_copy(const MessageId& id, Micros now);  // see there
   void send_delegation(const MessageId& id, NodeId head, TargetSet set, Micros now, bool as_list = false,
                        std::optional<std::uint32_t> relay_round = std::nullopt);
   void cover_own_island(const MessageId& id, IdRange island, Micros now);  // one multicast, TCP where unheard
