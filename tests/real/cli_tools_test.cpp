@@ -180,7 +180,9 @@ TEST_F(Tools, CtlTalksToRunningDaemons) {
   const Outcome stop = run(ctl(), {"-s", c.control_socket(2), "stop"});
   EXPECT_EQ(stop.code, 0) << stop.out;
   EXPECT_TRUE(tail.wait_for(10s)) << "tail did not end when its daemon stopped";
-  if (tail.exit_status()) EXPECT_TRUE(WIFEXITED(*tail.exit_status()) && WEXITSTATUS(*tail.exit_status()) == 0);
+  if (tail.exit_status()) {
+    EXPECT_TRUE(WIFEXITED(*tail.exit_status()) && WEXITSTATUS(*tail.exit_status()) == 0);
+  }
   const auto gone = Clock::now() + 10s;
   while (c.alive(2) && Clock::now() < gone) std::this_thread::sleep_for(20ms);
   EXPECT_FALSE(c.alive(2)) << "the daemon did not stop";

@@ -158,7 +158,9 @@ TEST_F(RealTestbed, CrashPlanKillsThePlannedDaemonsAtTheirTime) {
     EXPECT_LE(rows.size(), 9u) << n << ": delivered more than the broadcasts started before 0.4 s";
   }
   for (const auto& r : csv_rows(slurp(out + "/broadcasts.csv")))
-    if (std::stod(r.at(3)) >= 0.4) EXPECT_TRUE(r.at(1) != "3" && r.at(1) != "9") << "a killed daemon broadcast";
+    if (std::stod(r.at(3)) >= 0.4) {
+      EXPECT_TRUE(r.at(1) != "3" && r.at(1) != "9") << "a killed daemon broadcast";
+    }
 }
 
 #ifdef MIXCAST_SIM_BINARY
