@@ -6,15 +6,33 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 
 #include "mixcast/real/config.hpp"
 #include "mixcast/real/control.hpp"
+#include "mixcast/real/incarnation.hpp"
 #include "mixcast/real/runtime.hpp"
 
 namespace asio = boost::asio;
 using namespace mixcast;
 using namespace mixcast::real;
+
+namespace {
+// A delivery log from before incarnations has 6 columns under another header: appending 7-column
+// rows to it would make it unreadable, so it is moved to FILE.old first.
+void retire_old_delivery_log(const std::string& path) {
+  std::ifstream in(path);
+  std::string header;
+  if (!in || !std::getline(in, header) || header == kDeliveryCsvHeader) return;
+  in.close();
+  std::error_code ec;
+  std::filesystem::rename(path, path + ".old", ec);
+  if (ec) throw std::system_error(ec, "delivery_log " + path + " has an older format and cannot be moved to " + path + ".old");
+  spdlog::warn("delivery_log {}: older format (header '{}'); moved it to {}.old", path, header, path);
+}
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"mixcastd: a mixcast node (broadcast to every member: multicast inside subnets, logarithmic TCP across)"};
@@ -52,10 +70,24 @@ int main(int argc, char** argv) {
   spdlog::set_level(spdlog::level::from_str(cfg.log_level));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ node " + std::to_string(cfg.node.self) + ": %v");
 
+  // The incarnation is chosen and persisted before anything is sent (docs/real-backend.md).
+  if (cfg.state_dir.empty()) cfg.state_dir = default_state_dir();
+  try {
+    const auto choice = next_incarnation(cfg.state_dir, cfg.node.self);
+    cfg.node.incarnation = choice.incarnation;
+    if (choice.source == IncarnationChoice::Source::state_file) spdlog::info("{}", choice.describe());
+    else spdlog::warn("{}", choice.describe());
+  } catch (const StateFileError& e) {
+    spdlog::error("{}", e.what());
+    std::cerr << "mixcastd: " << e.what() << "\n";
+    return 2;  // restarting cannot fix it (the unit's RestartPreventExitStatus=2)
+  }
+
   asio::io_context io(1);
   try {
     FILE* log = nullptr;
     if (!cfg.delivery_log.empty()) {
+      retire_old_delivery_log(cfg.delivery_log);
       log = std::fopen(cfg.delivery_log.c_str(), "a");
       if (!log) throw std::system_error(errno, std::generic_category(), "delivery_log " + cfg.delivery_log);
       if (std::ftell(log) == 0) std::fprintf(log, "%s\n", kDeliveryCsvHeader);
@@ -85,8 +117,9 @@ int main(int argc, char** argv) {
       shutdown();
     });
     runtime.start();
-    spdlog::info("listening on {}:{}, {} members, mode {}, control socket {}", cfg.listen.address, runtime.tcp_port(),
-                 cfg.peers.size() + 1, to_string(cfg.node.mode), cfg.control_socket);
+    spdlog::info("listening on {}:{}, {} members, mode {}, incarnation {}, control socket {}", cfg.listen.address,
+                 runtime.tcp_port(), cfg.peers.size() + 1, to_string(cfg.node.mode), cfg.node.incarnation,
+                 cfg.control_socket);
     io.run();
     if (log) std::fclose(log);
   } catch (const std::system_error& e) {

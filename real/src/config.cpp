@@ -96,7 +96,7 @@ DaemonConfig parse_daemon_config(const std::string& text) {
   }
   if (!root.IsDefined() || root.IsNull()) throw ConfigError("(top level)", "the file is empty");
   Map top(root, "");
-  top.only({"node_id", "listen", "nat_domain", "control_socket", "log_level", "delivery_log", "multicast", "peers",
+  top.only({"node_id", "listen", "nat_domain", "control_socket", "log_level", "delivery_log", "state_dir", "multicast", "peers",
             "protocol", "limits"});
   DaemonConfig c;
   c.node.self = top.required<NodeId>("node_id", 0, UINT32_MAX);
@@ -112,6 +112,7 @@ DaemonConfig parse_daemon_config(const std::string& text) {
   static const std::set<std::string> levels{"trace", "debug", "info", "warn", "error", "off"};
   if (!levels.count(c.log_level)) throw ConfigError("log_level", "must be one of trace, debug, info, warn, error, off");
   top.optional_string("delivery_log", c.delivery_log);
+  top.optional_string("state_dir", c.state_dir);
 
   if (top.has("multicast")) {
     Map m(top.get("multicast"), "multicast");

@@ -58,7 +58,7 @@ bool printable_utf8(const wire::Bytes& b) {
 }
 
 std::string delivery_json(const DeliveryEvent& d) {
-  json j = {{"origin", d.id.origin}, {"seq", d.id.seq}, {"round", d.round},
+  json j = {{"origin", d.id.origin}, {"incarnation", d.id.incarnation}, {"seq", d.id.seq}, {"round", d.round},
             {"channel", std::string(to_string(d.channel))}, {"time_us", d.realtime_us},
             {"payload_hex", to_hex(d.payload)}};
   if (printable_utf8(d.payload)) j["payload"] = std::string(d.payload.begin(), d.payload.end());
@@ -66,7 +66,7 @@ std::string delivery_json(const DeliveryEvent& d) {
 }
 
 std::string delivery_csv(const DeliveryEvent& d) {
-  return std::to_string(d.id.origin) + "," + std::to_string(d.id.seq) + "," + std::to_string(d.round) + "," +
+  return std::to_string(d.id.origin) + "," + std::to_string(d.id.incarnation) + "," + std::to_string(d.id.seq) + "," + std::to_string(d.round) + "," +
          std::string(to_string(d.channel)) + "," + std::to_string(d.realtime_us) + "," + to_hex(d.payload);
 }
 
@@ -162,7 +162,7 @@ struct ControlServer::Impl {
         return reply(c, {{"ok", false}, {"error", "payload is " + std::to_string(payload.size()) + " bytes, the limit is " + std::to_string(wire::kMaxPayloadBytes)}});
       auto id = runtime.try_broadcast(std::move(payload));
       if (!id) return reply(c, {{"ok", false}, {"error", "send queues are full; retry later"}});
-      return reply(c, {{"ok", true}, {"origin", id->origin}, {"seq", id->seq}});
+      return reply(c, {{"ok", true}, {"origin", id->origin}, {"incarnation", id->incarnation}, {"seq", id->seq}});
     }
     reply(c, {{"ok", false}, {"error", "unknown cmd '" + cmd + "' (send, tail, status, stop)"}});
   }

@@ -488,6 +488,7 @@ nlohmann::json Runtime::Impl::status() const {
   json s;
   s["node"] = cfg.node.self;
   s["mode"] = std::string(to_string(cfg.node.mode));
+  s["incarnation"] = cfg.node.incarnation;
   s["members"] = view->members();
   s["uptime_s"] = static_cast<double>(t) / 1e6;
   const std::size_t count = node.island_count();  // brings the island view up to date first

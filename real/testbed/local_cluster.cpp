@@ -336,24 +336,25 @@ std::vector<DeliveryRow> DeliveryLogReader::read_new() {
                           line.substr(0, 160) + "'");
     };
     if (line_ == 1) {
-      if (line != "origin,seq,round,channel,time_us,payload_hex") throw bad("expected the header");
+      if (line != real::kDeliveryCsvHeader) throw bad(std::string("expected the header ") + real::kDeliveryCsvHeader);
       continue;
     }
-    const auto f6 = split_csv(line);
-    if (f6.size() != 6) throw bad("expected 6 fields");
+    const auto f7 = split_csv(line);
+    if (f7.size() != 7) throw bad("expected 7 fields");
     DeliveryRow r;
     std::uint64_t origin = 0, round = 0;
-    if (!parse_u64(f6[0], origin) || origin > UINT32_MAX) throw bad("bad origin");
-    if (!parse_u64(f6[1], r.id.seq)) throw bad("bad seq");
-    if (!parse_u64(f6[2], round) || round > UINT32_MAX) throw bad("bad round");
+    if (!parse_u64(f7[0], origin) || origin > UINT32_MAX) throw bad("bad origin");
+    if (!parse_u64(f7[1], r.id.incarnation) || r.id.incarnation == 0) throw bad("bad incarnation");
+    if (!parse_u64(f7[2], r.id.seq)) throw bad("bad seq");
+    if (!parse_u64(f7[3], round) || round > UINT32_MAX) throw bad("bad round");
     r.id.origin = static_cast<NodeId>(origin);
     r.round = static_cast<std::uint32_t>(round);
-    if (f6[3] == "local") r.channel = Channel::local;
-    else if (f6[3] == "tcp") r.channel = Channel::tcp;
-    else if (f6[3] == "multicast") r.channel = Channel::multicast;
+    if (f7[4] == "local") r.channel = Channel::local;
+    else if (f7[4] == "tcp") r.channel = Channel::tcp;
+    else if (f7[4] == "multicast") r.channel = Channel::multicast;
     else throw bad("bad channel");
-    if (!parse_i64(f6[4], r.time_us)) throw bad("bad time_us");
-    auto payload = from_hex(f6[5]);
+    if (!parse_i64(f7[5], r.time_us)) throw bad("bad time_us");
+    auto payload = from_hex(f7[6]);
     if (!payload) throw bad("bad payload_hex");
     r.payload = std::move(*payload);
     rows.push_back(std::move(r));
@@ -468,7 +469,8 @@ std::string LocalCluster::config_yaml(const Member& self) const {
   if (self.nat_domain) y << "nat_domain: " << *self.nat_domain << "\n";
   y << "control_socket: " << self.control_socket << "\n"
     << "log_level: " << opt_.log_level << "\n"
-    << "delivery_log: " << self.delivery_log << "\n";
+    << "delivery_log: " << self.delivery_log << "\n"
+    << "state_dir: " << dir_ << "\n";  // node-<id>.incarnation: a restarted daemon gets a higher one
   if (self.multicast)
     y << "multicast: {group: " << self.multicast->first << ", port: " << self.multicast->second
       << ", interface: " << address_of(self.id) << ", ttl: 1}\n";
@@ -520,7 +522,7 @@ void LocalCluster::start_all(std::chrono::milliseconds timeout) {
 void LocalCluster::wait_ready(std::chrono::milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
   for (Member& m : nodes_) {
-    if (!m.process) continue;
+    if (!m.process || m.killed) continue;  // killed on purpose: nothing to wait for
     for (;;) {
       if (!m.process->running())
         throw ClusterError("mixcastd of node " + std::to_string(m.id) + " " +
@@ -563,6 +565,20 @@ void LocalCluster::kill9(NodeId n) {
   if (!m.process) return;
   m.process->signal_group(SIGKILL);
   m.process->wait_for(std::chrono::seconds(10));
+}
+
+void LocalCluster::restart(NodeId n) {
+  Member& m = nodes_.at(n);
+  if (!m.process) throw ClusterError("node " + std::to_string(n) + " was never started, so it cannot be restarted");
+  m.control.reset();
+  if (m.process->running()) {
+    m.process->signal_group(SIGKILL);
+    m.process->wait_for(std::chrono::seconds(10));
+  }
+  m.process.reset();
+  m.killed = false;
+  ++m.restarts;
+  start({n});
 }
 
 std::vector<std::string> LocalCluster::stop_all(std::chrono::milliseconds grace) {
@@ -610,7 +626,10 @@ MessageId LocalCluster::send(NodeId n, const wire::Bytes& payload, std::chrono::
   for (;;) {
     const auto reply = request(n, req);
     if (reply.value("ok", false)) {
-      return MessageId{reply.at("origin").get<NodeId>(), reply.at("seq").get<std::uint64_t>()};
+      if (!reply.contains("incarnation") || !reply.at("incarnation").is_number_unsigned())
+        throw ClusterError("node " + std::to_string(n) + ": send reply without an incarnation: " + reply.dump());
+      return MessageId{reply.at("origin").get<NodeId>(), reply.at("seq").get<std::uint64_t>(),
+                       reply.at("incarnation").get<std::uint64_t>()};
     }
     const std::string error = reply.value("error", std::string("(no error given)"));
     // Backpressure is the daemon's normal answer under load: wait for its queues to drain.

@@ -175,6 +175,11 @@ class LocalCluster {
   // A daemon that exited although nobody stopped it: "node 3 exited with code 1". Empty if none.
   std::optional<std::string> unexpected_exit();
   void kill9(NodeId n);  // kill -9 its process group (and reap it)
+  // Starts node n's daemon again with the same config, ports and delivery log (which it appends
+  // to), after kill9 or an exit; a daemon still running is killed first. It comes back with a
+  // higher incarnation (its state file in dir()). Returns at once: wait_ready() waits for it.
+  void restart(NodeId n);
+  std::uint32_t restarts(NodeId n) const { return nodes_.at(n).restarts; }
   // Graceful stop of every live daemon (SIGTERM, SIGKILL after `grace`). Returns the nodes that
   // did not exit with status 0 on SIGTERM, described.
   std::vector<std::string> stop_all(std::chrono::milliseconds grace);
@@ -200,6 +205,7 @@ class LocalCluster {
     std::unique_ptr<ControlClient> control;
     std::unique_ptr<DeliveryLogReader> reader;
     bool killed = false;  // stopped on purpose (kill9 or stop_all)
+    std::uint32_t restarts = 0;
   };
   std::string config_yaml(const Member& self) const;
   const std::string& address_of(NodeId n) const;

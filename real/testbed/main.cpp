@@ -194,8 +194,56 @@ mixcast::wire::Bytes make_payload(std::uint32_t index, std::uint32_t size, std::
   return p;
 }
 
+// A duration as the scenario files write it: seconds, or a number with s, ms, us or ns ("1.5s", "500ms").
+double parse_duration_flag(const std::string& flag, const std::string& text) {
+  std::size_t used = 0;
+  double v = -1;
+  try {
+    v = std::stod(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  std::string unit = text.substr(used);
+  while (!unit.empty() && unit.front() == ' ') unit.erase(0, 1);
+  const double scale = unit.empty() || unit == "s" ? 1 : unit == "ms" ? 1e-3 : unit == "us" ? 1e-6 : unit == "ns" ? 1e-9 : -1;
+  if (used == 0 || scale < 0 || !std::isfinite(v) || v < 0)
+    throw UsageError(flag + " must be a duration such as 2s or 500ms (never negative), got '" + text + "'");
+  return v * scale;
+}
+
+// The testbed's crash plan: the RunBook's victims (the same nodes the simulators crash), each with
+// the restart delay of the scenario entry it came from, or `default_restart` (--restart-after).
+struct PlannedCrash {
+  double at_s = 0;
+  NodeId node = 0;
+  std::optional<double> restart_after_s;  // absent: stays down
+};
+
+std::vector<PlannedCrash> plan_crashes(const Scenario& s, const std::vector<mixcast::sim::RunBook::Crash>& victims,
+                                       std::optional<double> default_restart) {
+  // RunBook::plan_crashes resolves the entries in order, each to its `nodes`, then to its random
+  // picks (as many as asked, at most the nodes that are not origins): count them back to entries.
+  const std::uint32_t n = s.total_nodes();
+  const std::set<std::uint32_t> origins(s.workload.origins.begin(), s.workload.origins.end());
+  const std::size_t pool = n - std::min<std::size_t>(n, origins.size());
+  std::vector<PlannedCrash> out;
+  std::size_t k = 0;
+  for (const auto& c : s.crashes) {
+    std::size_t want = c.count;
+    if (c.fraction > 0) want = static_cast<std::size_t>(std::llround(c.fraction * n));
+    const std::size_t count = c.nodes.size() + std::min(want, pool);
+    for (std::size_t j = 0; j < count; ++j, ++k) {
+      if (k >= victims.size() || victims[k].at_s != c.at_s)
+        throw std::logic_error("crash plan: the RunBook's victims do not match the scenario's crash entries");
+      out.push_back(PlannedCrash{victims[k].at_s, victims[k].node, c.restart_after_s ? c.restart_after_s : default_restart});
+    }
+  }
+  if (k != victims.size()) throw std::logic_error("crash plan: more victims than the scenario's crash entries name");
+  return out;
+}
+
 struct RunArgs {
-  std::string scenario, net, nodes, out, mode, seed, daemon, log_level = "warn";
+  std::string scenario, net, nodes, out, mode, seed, daemon, log_level = "warn", restart_after;
   std::vector<std::string> sets;
   bool keep_logs = false, quiet = false, json = false;
 };
@@ -285,7 +333,9 @@ int cmd_run(const RunArgs& a) {
   // broadcasts on core nodes of its own, so it gets shadow nodes whose output is discarded.
   mixcast::sim::RunBook book(s, "real");
   auto shadow = book.make_nodes();
-  const auto crashes = book.plan_crashes();
+  const auto crashes = plan_crashes(
+      s, book.plan_crashes(),
+      a.restart_after.empty() ? std::nullopt : std::optional<double>(parse_duration_flag("--restart-after", a.restart_after)));
 
   mixcast::testbed::ClusterOptions opt;
   opt.daemon = daemon;
@@ -364,10 +414,16 @@ int cmd_run(const RunArgs& a) {
   };
   if (s.protocol.mode != mixcast::Mode::mixed) schedule_measured(earliest);
   std::size_t next_due = 0;
-  std::vector<mixcast::sim::RunBook::Crash> pending_crashes = crashes;
-  std::sort(pending_crashes.begin(), pending_crashes.end(),
-            [](const auto& x, const auto& y) { return x.at_s < y.at_s; });
+  std::vector<PlannedCrash> pending_crashes = crashes;
+  std::stable_sort(pending_crashes.begin(), pending_crashes.end(),
+                   [](const auto& x, const auto& y) { return x.at_s < y.at_s; });
   std::size_t next_crash = 0;
+  // Restarts: (due time, node), kept sorted. A restarted daemon must deliver every broadcast
+  // started once it answers again (back_s), within its new life: nothing twice in one incarnation.
+  std::vector<std::pair<double, NodeId>> pending_restarts;
+  std::vector<bool> down(n, false);
+  std::vector<double> back_s(n, -1.0);
+  nlohmann::json restarts_json = nlohmann::json::array();
   // multicast_fails_at: on the netns network, multicast in that subnet is cut at that time.
   std::vector<std::pair<double, std::uint32_t>> multicast_failures;
   if (netns)
@@ -396,14 +452,16 @@ int cmd_run(const RunArgs& a) {
   std::vector<mixcast::wire::Bytes> payload_of(total);
   std::vector<std::int64_t> start_us(total, 0);
   std::vector<bool> started(total, false);
-  std::vector<std::vector<bool>> delivered(total);
+  std::vector<std::vector<bool>> delivered(total);  // ever, for the delivery records
+  std::vector<std::set<std::uint32_t>> life_seen(n);  // broadcasts delivered in the daemon's current life
+  std::vector<double> start_s(total, 0.0);
   std::uint32_t started_count = 0, skipped = 0;
   std::uint64_t rows_read = 0, unexpected = 0, mismatched = 0;
   std::string first_anomaly;
 
   auto live_count = [&] {
     std::uint32_t live = 0;
-    for (NodeId i = 0; i < n; ++i) live += result.crashed_at_s[i] < 0 ? 1 : 0;
+    for (NodeId i = 0; i < n; ++i) live += down[i] ? 0 : 1;
     return live;
   };
   auto take_deliveries = [&](NodeId node) {
@@ -424,24 +482,32 @@ int cmd_run(const RunArgs& a) {
           first_anomaly = "node " + std::to_string(node) + " delivered broadcast " + std::to_string(b) +
                           " with a payload that differs from the one sent";
       }
-      if (delivered[b][node]) {
+      if (!life_seen[node].insert(b).second) {
         ++result.duplicates;
         continue;
       }
+      if (delivered[b][node]) continue;  // again after a restart: a new life, not a duplicate
       delivered[b][node] = true;
       result.deliveries.push_back(mixcast::sim::DeliveryRecord{
           b, node, row.round, static_cast<double>(row.time_us - start_us[b]) / 1e6, row.channel});
     }
   };
+  // Node i owes broadcast b: it is up, and never crashed or was back before b started.
+  auto owes = [&](std::uint32_t b, NodeId i) { return !down[i] && (back_s[i] < 0 || start_s[b] >= back_s[i]); };
   auto missing = [&] {
     std::uint64_t miss = 0;
     for (std::uint32_t b = 0; b < total; ++b) {
       if (!started[b]) continue;
-      for (NodeId i = 0; i < n; ++i) miss += (result.crashed_at_s[i] < 0 && !delivered[b][i]) ? 1 : 0;
+      for (NodeId i = 0; i < n; ++i) miss += (owes(b, i) && !life_seen[i].count(b)) ? 1 : 0;
     }
     return miss;
   };
-  auto expected_now = [&] { return static_cast<std::uint64_t>(started_count) * live_count(); };
+  auto expected_now = [&] {
+    std::uint64_t e = 0;
+    for (std::uint32_t b = 0; b < total; ++b)
+      for (NodeId i = 0; i < n && started[b]; ++i) e += owes(b, i) ? 1 : 0;
+    return e;
+  };
 
   bool timed_out = false;
   std::optional<double> complete_at;
@@ -459,14 +525,48 @@ int cmd_run(const RunArgs& a) {
       progress.note("multicast fails in subnet " + mixcast::sim::subnet_at(s, subnet).name);
     }
     while (next_crash < pending_crashes.size() && pending_crashes[next_crash].at_s <= now_s) {
-      const NodeId victim = pending_crashes[next_crash++].node;
-      if (result.crashed_at_s[victim] >= 0) continue;
+      const PlannedCrash crash = pending_crashes[next_crash++];
+      const NodeId victim = crash.node;
+      if (down[victim]) continue;
       cluster.kill9(victim);
-      take_deliveries(victim);  // what it logged before dying still counts (crashed nodes are not live anyway)
-      book.crashed(victim, now_s);
-      result.crashed_at_s[victim] = now_s;
-      char text[96];
+      take_deliveries(victim);  // what it logged before dying still counts
+      if (result.crashed_at_s[victim] < 0) book.crashed(victim, now_s);  // never an origin again
+      // The summary counts a node that ever crashed as not live; the testbed checks restarted ones itself.
+      if (result.crashed_at_s[victim] < 0) result.crashed_at_s[victim] = now_s;
+      down[victim] = true;
+      char text[128];
       std::snprintf(text, sizeof text, "kill -9 node %u at %.3f s", static_cast<unsigned>(victim), now_s);
+      if (crash.restart_after_s) {
+        pending_restarts.emplace_back(crash.at_s + *crash.restart_after_s, victim);
+        std::sort(pending_restarts.begin(), pending_restarts.end());
+        std::snprintf(text, sizeof text, "kill -9 node %u at %.3f s (restart after %.3f s)",
+                      static_cast<unsigned>(victim), now_s, *crash.restart_after_s);
+      }
+      progress.note(text);
+    }
+    while (!pending_restarts.empty() && pending_restarts.front().first <= since(t0)) {
+      const NodeId node = pending_restarts.front().second;
+      pending_restarts.erase(pending_restarts.begin());
+      if (!down[node]) continue;
+      const double restart_s = since(t0);
+      std::uint64_t incarnation = 0;
+      try {
+        take_deliveries(node);  // anything of its old life not read yet (normally read at the kill)
+        cluster.restart(node);
+        cluster.wait_ready(std::chrono::seconds(20));
+        incarnation = cluster.status(node).at("incarnation").get<std::uint64_t>();
+      } catch (const ClusterError& e) {
+        check_interrupt();
+        throw RunFailure("restarting node " + std::to_string(node) + ": " + e.what());
+      }
+      down[node] = false;
+      back_s[node] = since(t0);
+      life_seen[node].clear();
+      restarts_json.push_back({{"node", node}, {"restarted_at_s", restart_s}, {"back_at_s", back_s[node]},
+                               {"incarnation", incarnation}});
+      char text[128];
+      std::snprintf(text, sizeof text, "node %u restarted at %.3f s, back at %.3f s (incarnation %llu)",
+                    static_cast<unsigned>(node), restart_s, back_s[node], static_cast<unsigned long long>(incarnation));
       progress.note(text);
     }
     if (!measured_scheduled && now_s >= next_island_check) {
@@ -480,7 +580,7 @@ int cmd_run(const RunArgs& a) {
       std::optional<std::uint64_t> hash;
       bool agreed = true;
       for (NodeId i = 0; i < n && agreed; ++i) {
-        if (result.crashed_at_s[i] >= 0) continue;
+        if (down[i]) continue;
         const auto h = cluster.status(i).at("islands").at("hash").get<std::uint64_t>();
         agreed = !hash || *hash == h;
         hash = h;
@@ -519,6 +619,7 @@ int cmd_run(const RunArgs& a) {
       payload_of[index] = make_payload(index, s.workload.payload_bytes, run_tag);
       delivered[index].assign(n, false);
       start_us[index] = realtime_us();
+      start_s[index] = since(t0);
       MessageId id;
       try {
         id = cluster.send(*origin, payload_of[index]);
@@ -533,7 +634,7 @@ int cmd_run(const RunArgs& a) {
       result.broadcasts.push_back(mixcast::sim::BroadcastRecord{index, *origin, id.seq, at_s, index < warm});
     }
     for (NodeId i = 0; i < n; ++i)
-      if (result.crashed_at_s[i] < 0) take_deliveries(i);
+      if (!down[i]) take_deliveries(i);
     const std::uint64_t miss = missing();
     const bool all_started = measured_scheduled && next_due == due.size() && started_count + skipped == total;
     const double done =
@@ -544,8 +645,9 @@ int cmd_run(const RunArgs& a) {
       // in that window still happen; without such crashes there is nothing to wait for.
       if (!complete_at) complete_at = since(t0);
       const double stop_at = *complete_at + 2 * s.protocol.ack_timeout_s;
-      if (next_crash == pending_crashes.size() || pending_crashes[next_crash].at_s > stop_at || since(t0) >= stop_at)
-        break;
+      const bool crash_due = next_crash < pending_crashes.size() && pending_crashes[next_crash].at_s <= stop_at;
+      const bool restart_due = !pending_restarts.empty() && pending_restarts.front().first <= stop_at;
+      if ((!crash_due && !restart_due) || since(t0) >= stop_at) break;
     }
     if (since(t0) >= s.time_limit_s) {
       timed_out = true;
@@ -562,7 +664,7 @@ int cmd_run(const RunArgs& a) {
   std::vector<std::string> problems;
   if (daemon_failure) problems.push_back(*daemon_failure);
   for (NodeId i = 0; i < n && !daemon_failure; ++i) {
-    if (result.crashed_at_s[i] >= 0) continue;
+    if (down[i]) continue;
     take_deliveries(i);
     try {
       const auto st = cluster.status(i);
@@ -600,6 +702,7 @@ int cmd_run(const RunArgs& a) {
                         {"unexpected_deliveries", unexpected},
                         {"payload_mismatches", mismatched},
                         {"daemon_problems", problems},
+                        {"restarts", restarts_json},
                         {"not_emulated", unemulated(s, netns)}};
   // Traffic is not attributed to broadcasts on real sockets: whole-run counters of the daemons
   // that were still running at the end (killed daemons' counters died with them).
@@ -670,6 +773,10 @@ int main(int argc, char** argv) {
       ->type_name("KEY=VALUE");
   run->add_option("--out", ra.out, "Output directory (default: results/<scenario>-real-<mode>-n<nodes>-s<seed>)")
       ->type_name("DIR");
+  run->add_option("--restart-after", ra.restart_after,
+                  "Restart every crashed daemon this long after its crash (e.g. 1s, 500ms), unless its\n"
+                  "crashes[] entry gives restart_after itself; it comes back with a higher incarnation")
+      ->type_name("DURATION");
   run->add_flag("--keep-logs", ra.keep_logs, "Copy every daemon's config, log and delivery log to DIR/daemons/");
   run->add_option("--daemon", ra.daemon, "mixcastd binary (default: the one built next to mixcast-testbed)")
       ->type_name("PATH");
@@ -680,7 +787,8 @@ int main(int argc, char** argv) {
   run->add_flag("--json", ra.json, "Print summary.json to stdout instead of the human summary");
   run->footer(
       "The daemons run on 127.0.0.1 with ports the testbed picks; each subnet is a multicast group\n"
-      "(239.x.y.z, a port of its own), NAT subnets set nat_domain, crash plans kill -9 daemons. The\n"
+      "(239.x.y.z, a port of its own), NAT subnets set nat_domain, crash plans kill -9 daemons (and\n"
+      "restart them after crashes[].restart_after or --restart-after, with a higher incarnation). The\n"
       "run ends when every live daemon delivered every broadcast or at the scenario's time_limit.\n"
       "On loopback, link latency, bandwidth and loss are not emulated. With --net netns every node has a\n"
       "namespace of its own, each subnet a Linux bridge, each datacenter a router namespace, NAT subnets\n"

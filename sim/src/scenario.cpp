@@ -170,7 +170,7 @@ struct Schemas {
                  {"warmup_broadcasts", &leaf},
                  {"start", &leaf}},
                 nullptr};
-    crash = {Schema::map, {{"at", &leaf}, {"count", &leaf}, {"fraction", &leaf}, {"nodes", &leaf}},
+    crash = {Schema::map, {{"at", &leaf}, {"count", &leaf}, {"fraction", &leaf}, {"nodes", &leaf}, {"restart_after", &leaf}},
              nullptr};
     crash_list = {Schema::list, {}, &crash};
     root = {Schema::map,
@@ -588,6 +588,7 @@ CrashSpec convert_crash(const YAML::Node& n, const Path& path) {
     c.nodes = parse_index_list(f.get("nodes"), f.at("nodes"));
     if (c.nodes.empty()) fail(f.at("nodes"), "the list of nodes to crash is empty");
   }
+  if (f.has("restart_after")) c.restart_after_s = parse_duration(f.get("restart_after"), f.at("restart_after"));
   return c;
 }
 
@@ -1393,6 +1394,7 @@ std::string to_yaml(const Scenario& s) {
       if (!c.nodes.empty()) y << YAML::Key << "nodes" << YAML::Value << YAML::Flow << c.nodes;
       else if (c.fraction > 0) y << YAML::Key << "fraction" << YAML::Value << exact(c.fraction);
       else y << YAML::Key << "count" << YAML::Value << c.count;
+      if (c.restart_after_s) y << YAML::Key << "restart_after" << YAML::Value << secs(*c.restart_after_s);
       y << YAML::EndMap;
     }
     y << YAML::EndSeq;

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 
 #include <filesystem>
+#include <fstream>
 #include <set>
 #include <sstream>
 #include <string>
@@ -189,6 +190,42 @@ TEST_F(RealTestbed, RandomCrashesHitTheNodesTheModelEngineCrashes) {
   for (std::size_t i = 0; i < real_b.size(); ++i) EXPECT_EQ(real_b[i].at(1), model_b[i].at(1)) << "broadcast " << i;
 }
 #endif
+
+// crashes[].restart_after (and --restart-after for entries without it): the testbed kills the
+// daemon, starts it again, and the restarted daemon delivers every broadcast started once it is back.
+TEST_P(RealTestbedModes, CrashWithRestartAfterRestartsTheDaemon) {
+  const std::string scen = dir_ + "/restart.yaml";
+  {
+    std::ofstream(scen) << "name: restart\nseed: 3\ntime_limit: 30s\n"
+                           "datacenters:\n  - name: dc\n    subnets:\n"
+                           "      - {name: a, nodes: 2, multicast: true}\n      - {name: b, nodes: 2, multicast: true}\n"
+                           "workload: {broadcasts: 30, rate: 10, origins: [0, 2]}\n"
+                           "crashes:\n  - {at: 0.2s, nodes: [1], restart_after: 0.5s}\n  - {at: 0.4s, nodes: [3]}\n";
+  }
+  const std::string out = dir_ + "/out";
+  auto p = start({"run", scen, "--net", "loopback", "--mode", GetParam(), "--restart-after", "300ms", "--out", out});
+  ASSERT_EQ(exit_code(*p, 60s), 0) << output();
+  EXPECT_EQ(tagged(), 0u);
+  const auto s = nlohmann::json::parse(slurp(out + "/summary.json"));
+  const auto& tb = s.at("testbed");
+  ASSERT_EQ(tb.at("restarts").size(), 2u) << tb.dump(2);
+  std::set<std::uint64_t> nodes;
+  for (const auto& r : tb.at("restarts")) {
+    nodes.insert(r.at("node").get<std::uint64_t>());
+    EXPECT_GT(r.at("incarnation").get<std::uint64_t>(), 1u);
+  }
+  EXPECT_EQ(nodes, (std::set<std::uint64_t>{1, 3}));
+  EXPECT_EQ(tb.at("missing_deliveries"), 0) << tb.dump(2);
+  EXPECT_EQ(tb.at("timed_out"), false);
+  EXPECT_EQ(tb.at("unexpected_deliveries"), 0);
+  EXPECT_EQ(s.at("duplicates"), 0);
+}
+
+TEST_F(RealTestbed, RestartAfterFlagIsChecked) {
+  auto p = start({"run", scenario(), "--net", "loopback", "--nodes", "4", "--restart-after", "soon", "--out", dir_ + "/o"});
+  EXPECT_EQ(exit_code(*p, 30s), 2);
+  EXPECT_NE(output().find("--restart-after must be a duration"), std::string::npos) << output();
+}
 
 TEST_F(RealTestbed, SigintMidRunStopsEveryDaemon) {
   const std::string out = dir_ + "/out";

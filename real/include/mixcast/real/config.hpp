@@ -49,6 +49,9 @@ struct DaemonConfig {
   std::string control_socket = "/run/mixcast/mixcastd.sock";
   std::string log_level = "info";
   std::string delivery_log;  // empty: none
+  // Holds node-<id>.incarnation (mixcast/real/incarnation.hpp). Empty: $STATE_DIRECTORY's first
+  // entry if set (the daemon applies it), else none: the incarnation then comes from the clock.
+  std::string state_dir;
   std::optional<MulticastConfig> multicast;
   std::vector<PeerConfig> peers;
   Limits limits;

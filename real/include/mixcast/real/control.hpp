@@ -16,8 +16,10 @@ std::optional<wire::Bytes> from_hex(const std::string& s);  // nullopt: odd leng
 bool printable_utf8(const wire::Bytes& b);                  // safe to show as text
 // One delivery as the tail stream and the delivery log show it.
 std::string delivery_json(const DeliveryEvent& d);
-std::string delivery_csv(const DeliveryEvent& d);  // origin,seq,round,channel,time_us,payload_hex
-inline constexpr const char* kDeliveryCsvHeader = "origin,seq,round,channel,time_us,payload_hex";
+std::string delivery_csv(const DeliveryEvent& d);  // origin,incarnation,seq,round,channel,time_us,payload_hex
+inline constexpr const char* kDeliveryCsvHeader = "origin,incarnation,seq,round,channel,time_us,payload_hex";
+// The header of delivery logs written before incarnations (6 columns): such a file is moved aside.
+inline constexpr const char* kDeliveryCsvHeaderV1 = "origin,seq,round,channel,time_us,payload_hex";
 
 class ControlServer {
  public:

@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <stdexcept>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -65,6 +66,7 @@ struct CrashSpec {
   std::uint32_t count = 0;             // this many random nodes (never an origin)...
   double fraction = 0.0;               // ...or this share of all nodes...
   std::vector<std::uint32_t> nodes;    // ...or exactly these global node indexes
+  std::optional<double> restart_after_s;  // restarted (new incarnation) this long after the crash
 };
 
 struct Scenario {
