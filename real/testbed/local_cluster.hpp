@@ -162,7 +162,7 @@ class LocalCluster {
 
   void start();                              // spawns every daemon not started yet
   void start(const std::vector<NodeId>& nodes);  // spawns these
-  // Waits until every started daemon answers `status` on its control socket. Throws ClusterError
+  // Waits until every started daemon (except those killed on purpose) answers `status` on its control socket. Throws ClusterError
   // naming the daemon (and the end of its log) if one exits or does not answer in time.
   void wait_ready(std::chrono::milliseconds timeout);
   // Starts the cluster so that every daemon listens before any other connects to it: first the
