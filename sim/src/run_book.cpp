@@ -22,6 +22,12 @@ NodeConfig node_config(const Scenario& s) {
 
 RunBook::RunBook(const Scenario& s, std::string engine)
     : s_(s), n_(s.total_nodes()), rng_(s.seed ^ 0x6d6f64656cULL) {
+  // Restarts are run by mixcast-testbed only so far; a simulation must not quietly run without them.
+  if (engine != "real")
+    for (std::size_t i = 0; i < s.crashes.size(); ++i)
+      if (s.crashes[i].restart_after_s)
+        throw ScenarioError(s.source + ": crashes[" + std::to_string(i) + "].restart_after: the " + engine +
+                            " engine does not restart nodes yet (mixcast-testbed does); remove the key to simulate the crash alone");
   result_.engine = std::move(engine);
   result_.scenario = s;
   result_.crashed_at_s.assign(n_, -1.0);

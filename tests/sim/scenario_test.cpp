@@ -1,5 +1,6 @@
 // Scenario loading: shipped files, error messages (file:line + key path), overrides, rescaling,
 // units, placement and the explanation text.
+#include "mixcast/sim/model_engine.hpp"
 #include "mixcast/sim/scenario.hpp"
 
 #include <gmock/gmock.h>
@@ -704,3 +705,20 @@ TEST(ScenarioExplain, ListsEverythingAndLowerBounds) {
 
 }  // namespace
 }  // namespace mixcast::sim
+
+// restart_after is parsed and written back; the simulators refuse it rather than run without it.
+TEST(Scenario, RestartAfterIsKeptAndTheSimulatorsSayTheyDoNotRunIt) {
+  const auto s = mixcast::sim::load_scenario_text(
+      "datacenters:\n  - name: dc\n    subnets:\n      - {name: a, nodes: 4}\n"
+      "crashes:\n  - {at: 0.2s, nodes: [1], restart_after: 0.5s}\n",
+      "restart.yaml");
+  ASSERT_TRUE(s.crashes.at(0).restart_after_s);
+  EXPECT_DOUBLE_EQ(*s.crashes[0].restart_after_s, 0.5);
+  EXPECT_NE(mixcast::sim::to_yaml(s).find("restart_after"), std::string::npos);
+  try {
+    mixcast::sim::run_model(s, {});
+    ADD_FAILURE() << "the model engine ran a restart it does not simulate";
+  } catch (const mixcast::sim::ScenarioError& e) {
+    EXPECT_NE(std::string(e.what()).find("crashes[0].restart_after"), std::string::npos) << e.what();
+  }
+}
