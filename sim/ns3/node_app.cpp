@@ -49,7 +49,6 @@ void NodeApp::StopApplication() {
   conns_.clear();
   by_peer_.clear();
   for (Conn* c : order) {
-    c->connect_timer.Cancel();
     silence(c->socket);
     c->socket->Close();
   }
@@ -65,7 +64,6 @@ void NodeApp::DoDispose() {
   // At Simulator::Destroy: drop references only; sockets may already be disposed.
   running_ = false;
   timer_.Cancel();
-  for (auto& [raw, c] : conns_) c->connect_timer.Cancel();
   conns_.clear();
   by_peer_.clear();
   listener_ = mcast_send_ = mcast_recv_ = nullptr;
@@ -165,15 +163,14 @@ NodeApp::Conn& NodeApp::connection_to(NodeId peer) {
   wire_callbacks(socket);
   by_peer_[peer] = &ref;
   ++counters_.connects;
-  // A connect that cannot even start, or whose SYNs vanish (a NAT drops them), fails after the
-  // connect timeout, reported from the event loop rather than from inside this send.
-  const ns3::Time give_up = socket->Connect(ns3::InetSocketAddress(env_.addresses[peer], env_.tcp_port)) < 0
-                                ? ns3::Seconds(0)
-                                : env_.connect_timeout;
-  ref.connect_timer = ns3::Simulator::Schedule(give_up, [this, socket] {
-    auto it = conns_.find(ns3::PeekPointer(socket));
-    if (it != conns_.end() && !it->second->connected) on_connect_failed(socket);
-  });
+  // No timer of ours: TCP retransmits a lost SYN (ConnTimeout 1 s, doubling, ConnCount attempts)
+  // and reports the failure through on_connect_failed; a peer that is down answers with a reset.
+  // A connect that cannot even start fails from the event loop, not from inside this send.
+  if (socket->Connect(ns3::InetSocketAddress(env_.addresses[peer], env_.tcp_port)) < 0)
+    ns3::Simulator::ScheduleNow([this, socket] {
+      auto it = conns_.find(ns3::PeekPointer(socket));
+      if (it != conns_.end() && !it->second->connected) on_connect_failed(socket);
+    });
   return ref;
 }
 
@@ -203,7 +200,6 @@ void NodeApp::on_connected(ns3::Ptr<ns3::Socket> s) {
   auto it = conns_.find(ns3::PeekPointer(s));
   if (crashed_ || it == conns_.end()) return;
   Conn& c = *it->second;
-  c.connect_timer.Cancel();
   c.connected = true;
   core_.on_link_event(c.peer, LinkEvent::up, now());
   try_send(c);
@@ -239,7 +235,6 @@ void NodeApp::drop(ns3::Ptr<ns3::Socket> s, LinkEvent event) {
   if (it == conns_.end()) return;
   std::unique_ptr<Conn> c = std::move(it->second);
   conns_.erase(it);
-  c->connect_timer.Cancel();
   silence(s);
   s->Close();
   if (!c->has_peer) return;

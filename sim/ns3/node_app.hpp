@@ -28,7 +28,6 @@ struct AppEnv {
   std::uint16_t tcp_port = 7400;
   std::uint16_t multicast_port = 7401;
   ns3::Ipv4Address group{"239.255.70.1"};
-  ns3::Time connect_timeout = ns3::Seconds(1);  // SYNs dropped silently (NAT) give up after this
   std::uint32_t warmup_broadcasts = 0;           // broadcasts below this index are not measured
 };
 
@@ -63,7 +62,6 @@ class NodeApp : public ns3::Application {
     bool connected = false;
     wire::StreamReader reader;
     std::deque<Chunk> tx;
-    ns3::EventId connect_timer;
   };
 
   void StartApplication() override;
