@@ -48,6 +48,8 @@ void NodeApp::StopApplication() {
   auto conns = std::move(conns_);  // closing may call back into us: detach first
   conns_.clear();
   by_peer_.clear();
+  for (auto& [peer, h] : held_) h.timer.Cancel();
+  held_.clear();
   for (Conn* c : order) {
     silence(c->socket);
     c->socket->Close();
@@ -64,6 +66,8 @@ void NodeApp::DoDispose() {
   // At Simulator::Destroy: drop references only; sockets may already be disposed.
   running_ = false;
   timer_.Cancel();
+  for (auto& [peer, h] : held_) h.timer.Cancel();
+  held_.clear();
   conns_.clear();
   by_peer_.clear();
   listener_ = mcast_send_ = mcast_recv_ = nullptr;
@@ -140,16 +144,34 @@ void NodeApp::send(Transmit&& t) {
     mcast_send_->SendTo(p, 0, ns3::InetSocketAddress(env_.group, env_.multicast_port));
     return;
   }
-  Conn& c = connection_to(t.to);
   Chunk chunk;
   chunk.round = round;
   wire::append_stream_frame(chunk.bytes, t.bytes);
-  c.tx.push_back(std::move(chunk));
-  try_send(c);
+  send_tcp(t.to, std::move(chunk));
 }
 
-NodeApp::Conn& NodeApp::connection_to(NodeId peer) {
-  if (auto it = by_peer_.find(peer); it != by_peer_.end()) return *it->second;
+void NodeApp::send_tcp(NodeId peer, Chunk&& chunk) {
+  if (auto it = by_peer_.find(peer); it != by_peer_.end()) {
+    it->second->tx.push_back(std::move(chunk));
+    try_send(*it->second);
+    return;
+  }
+  if (!core_.dialable(peer)) {
+    // Behind a NAT we are not in: its SYNs would be dropped. It dials us (we are one of its
+    // gateways, or it answers on the connection it opened); the frames wait for that connection.
+    Held& h = held_[peer];
+    if (!h.timer.IsRunning()) {
+      ++counters_.nat_waits;
+      h.timer = ns3::Simulator::Schedule(env_.nat_wait, &NodeApp::on_nat_wait_over, this, peer);
+    }
+    h.tx.push_back(std::move(chunk));
+    return;
+  }
+  Conn& c = dial(peer);
+  c.tx.push_back(std::move(chunk));  // goes out once connected
+}
+
+NodeApp::Conn& NodeApp::dial(NodeId peer) {
   auto socket = ns3::Socket::CreateSocket(GetNode(), ns3::TcpSocketFactory::GetTypeId());
   Conn& ref = add_conn(socket);
   ref.has_peer = true;
@@ -172,6 +194,28 @@ NodeApp::Conn& NodeApp::connection_to(NodeId peer) {
       if (it != conns_.end() && !it->second->connected) on_connect_failed(socket);
     });
   return ref;
+}
+
+void NodeApp::on_nat_wait_over(NodeId peer) {
+  auto it = held_.find(peer);
+  if (it == held_.end() || !running_) return;
+  held_.erase(it);  // its frames are lost with the link; the core re-delegates what they carried
+  ++counters_.nat_wait_failures;
+  core_.on_link_event(peer, LinkEvent::failed, now());
+  Pump();
+}
+
+void NodeApp::adopt(Conn& c) {
+  const NodeId peer = c.peer;
+  if (!by_peer_.count(peer)) by_peer_[peer] = &c;  // reused both ways (a NATed peer's connection is the only way to it)
+  if (auto h = held_.find(peer); h != held_.end()) {
+    h->second.timer.Cancel();
+    Conn& link = *by_peer_[peer];
+    for (Chunk& chunk : h->second.tx) link.tx.push_back(std::move(chunk));
+    held_.erase(h);
+  }
+  core_.on_link_event(peer, LinkEvent::up, now());
+  try_send(*by_peer_[peer]);
 }
 
 void NodeApp::wire_callbacks(ns3::Ptr<ns3::Socket> s) {
@@ -277,7 +321,7 @@ void NodeApp::on_tcp_readable(ns3::Ptr<ns3::Socket> s) {
       }
       c.has_peer = true;
       c.peer = hello->node;
-      if (!by_peer_.count(c.peer)) by_peer_[c.peer] = &c;  // reused both ways (NATed peers need it)
+      adopt(c);
     }
     if (core_.on_frame(c.peer, Channel::tcp, frame->data(), frame->size(), now()) != wire::DecodeError::none)
       env_.book->bad_frame();
