@@ -177,6 +177,7 @@ NodeApp::Conn& NodeApp::dial(NodeId peer) {
   ref.has_peer = true;
   ref.peer = peer;
   Chunk hello;  // every connection starts by saying who we are
+  hello.hello = true;
   wire::append_stream_frame(hello.bytes, core_.hello_frame());
   ref.tx.push_back(std::move(hello));
   socket->Bind();
@@ -205,9 +206,32 @@ void NodeApp::on_nat_wait_over(NodeId peer) {
   Pump();
 }
 
+void NodeApp::move_unsent(std::deque<Chunk>& from, Conn& to) {
+  for (Chunk& chunk : from) {
+    if (chunk.hello) continue;
+    chunk.sent = 0;
+    to.tx.push_back(std::move(chunk));
+  }
+  from.clear();
+}
+
 void NodeApp::adopt(Conn& c) {
   const NodeId peer = c.peer;
-  if (!by_peer_.count(peer)) by_peer_[peer] = &c;  // reused both ways (a NATed peer's connection is the only way to it)
+  auto bp = by_peer_.find(peer);
+  if (bp == by_peer_.end()) {
+    by_peer_[peer] = &c;  // reused both ways (a NATed peer's connection is the only way to it)
+  } else if (!bp->second->connected) {
+    // Both sides dialled, and ours is not up yet (a SYN may be in retransmission): this one is up,
+    // it takes our queued frames and becomes the link; ours is abandoned.
+    Conn* ours = bp->second;
+    move_unsent(ours->tx, c);
+    by_peer_[peer] = &c;
+    auto it = conns_.find(ns3::PeekPointer(ours->socket));
+    std::unique_ptr<Conn> gone = std::move(it->second);
+    conns_.erase(it);
+    silence(gone->socket);
+    gone->socket->Close();
+  }  // else our own link is up: this connection is read from (and written on if ours goes)
   if (auto h = held_.find(peer); h != held_.end()) {
     h->second.timer.Cancel();
     Conn& link = *by_peer_[peer];
@@ -282,17 +306,21 @@ void NodeApp::drop(ns3::Ptr<ns3::Socket> s, LinkEvent event) {
   silence(s);
   s->Close();
   if (!c->has_peer) return;
-  auto bp = by_peer_.find(c->peer);
-  if (bp != by_peer_.end() && bp->second == c.get()) {
-    by_peer_.erase(bp);
-    // Another connection with the same peer (it connected to us too) carries on: the oldest.
-    for (Conn* other : conns_in_order())
-      if (other->has_peer && other->peer == c->peer) {
-        by_peer_[c->peer] = other;
-        return;
-      }
-  }
-  core_.on_link_event(c->peer, event, now());
+  const NodeId peer = c->peer;
+  auto bp = by_peer_.find(peer);
+  const bool was_link = bp != by_peer_.end() && bp->second == c.get();
+  if (was_link) by_peer_.erase(bp);
+  // Another connection with the same peer (it connected to us too) carries on: the oldest. The
+  // frames this one had not finished go out on it; the core keeps its link.
+  for (Conn* other : conns_in_order())
+    if (other->has_peer && other->peer == peer) {
+      if (!by_peer_.count(peer)) by_peer_[peer] = other;
+      Conn& link = *by_peer_[peer];
+      move_unsent(c->tx, link);
+      try_send(link);
+      return;
+    }
+  core_.on_link_event(peer, event, now());
   Pump();
 }
 

@@ -58,6 +58,7 @@ class NodeApp : public ns3::Application {
     wire::Bytes bytes;
     std::size_t sent = 0;
     std::uint32_t round = 0;  // for the RoundTag
+    bool hello = false;       // a dialled connection's hello: never moved to another connection
   };
   struct Conn {
     std::uint64_t serial = 0;  // creation order: what iteration follows, never socket addresses
@@ -95,9 +96,12 @@ class NodeApp : public ns3::Application {
   void on_multicast_readable(ns3::Ptr<ns3::Socket> s);
   void on_timer();
   void on_nat_wait_over(NodeId peer);
-  // An accepted connection has said who it is: it is the peer's link if we have none, and takes
-  // the frames held for it.
+  // An accepted connection has said who it is: it becomes the peer's link if we have none or ours
+  // is not up yet (and takes over its queued frames), and takes the frames held for the peer.
   void adopt(Conn& c);
+  // Moves `from`'s frames not yet complete onto `to`, behind what `to` has queued (a hello stays:
+  // the frames' receiver never decoded a partly sent frame of a connection that is gone).
+  static void move_unsent(std::deque<Chunk>& from, Conn& to);
   void arm_timer();
   // Drops a connection; `event` tells the core about its peer (nothing if the peer is unknown).
   void drop(ns3::Ptr<ns3::Socket> s, LinkEvent event);
