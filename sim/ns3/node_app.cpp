@@ -5,9 +5,7 @@
 #include "ns3/inet-socket-address.h"
 #include "ns3/packet.h"
 #include "ns3/simulator.h"
-#include "ns3/tcp-socket-base.h"
 #include "ns3/tcp-socket-factory.h"
-#include "ns3/tcp-tx-buffer.h"
 #include "ns3/udp-socket-factory.h"
 
 #include "link_bytes.hpp"
@@ -148,7 +146,6 @@ void NodeApp::send(Transmit&& t) {
   }
   Chunk chunk;
   chunk.round = round;
-  chunk.subject = t.subject.has_value();
   wire::append_stream_frame(chunk.bytes, t.bytes);
   send_tcp(t.to, std::move(chunk));
 }
@@ -209,23 +206,6 @@ void NodeApp::on_nat_wait_over(NodeId peer) {
   Pump();
 }
 
-bool NodeApp::holds_frames() const {
-  if (!running_) return false;
-  for (const auto& [peer, h] : held_)
-    for (const Chunk& chunk : h.tx)
-      if (chunk.subject) return true;
-  for (const auto& [raw, c] : conns_) {
-    for (const Chunk& chunk : c->tx)
-      if (chunk.subject) return true;
-    if (c->subject_end == 0) continue;
-    // TCP's buffer holds what it has not had acked: bytes up to written - size are acked.
-    const auto tcp = ns3::DynamicCast<ns3::TcpSocketBase>(c->socket);
-    const std::uint64_t unacked = tcp ? tcp->GetTxBuffer()->Size() : 0;
-    if (c->written - unacked < c->subject_end) return true;
-  }
-  return false;
-}
-
 void NodeApp::move_unsent(std::deque<Chunk>& from, Conn& to) {
   for (Chunk& chunk : from) {
     if (chunk.hello) continue;
@@ -280,8 +260,6 @@ void NodeApp::try_send(Conn& c) {
     p->AddByteTag(RoundTag(chunk.round, Channel::tcp));
     if (c.socket->Send(p) < 0) return;
     chunk.sent += n;
-    c.written += n;
-    if (chunk.subject) c.subject_end = c.written;
     if (chunk.sent == chunk.bytes.size()) c.tx.pop_front();
   }
 }

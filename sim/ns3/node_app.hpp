@@ -52,10 +52,6 @@ class NodeApp : public ns3::Application {
   // Hands what the core produced after an input from outside (a broadcast start) to the network.
   void Pump();
   const AppCounters& counters() const { return counters_; }
-  // Whether frames about a broadcast are still on their way from this node: held for a NATed peer,
-  // queued on a dial that is not up, not yet handed to TCP, or handed to TCP and not yet acked (a
-  // retransmission after a 3 s RTO, say). The engine's quiet end waits for these.
-  bool holds_frames() const;
 
  private:
   struct Chunk {
@@ -63,7 +59,6 @@ class NodeApp : public ns3::Application {
     std::size_t sent = 0;
     std::uint32_t round = 0;  // for the RoundTag
     bool hello = false;       // a dialled connection's hello: never moved to another connection
-    bool subject = false;     // carries (or acks) a broadcast
   };
   struct Conn {
     std::uint64_t serial = 0;  // creation order: what iteration follows, never socket addresses
@@ -73,8 +68,6 @@ class NodeApp : public ns3::Application {
     bool connected = false;
     wire::StreamReader reader;
     std::deque<Chunk> tx;  // a dialled connection's first chunk is its hello
-    std::uint64_t written = 0;       // bytes handed to TCP
-    std::uint64_t subject_end = 0;   // `written` after the last chunk with a subject was handed over
   };
   // Frames for a peer we may not dial, waiting for its inbound connection.
   struct Held {

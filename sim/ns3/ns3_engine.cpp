@@ -121,21 +121,12 @@ class Ns3Run {
       ns3::Simulator::Stop(at_seconds(2 * s_.protocol.ack_timeout_s));
       return;
     }
-    // Nothing more can be delivered: do not wait for the time limit. Frames about a broadcast that a
-    // node still holds or TCP has not had acked (a dial in SYN retransmission, a NATed peer not
-    // connected yet, a segment waiting for a 3 s RTO) may yet arrive: not quiet until they are gone.
-    if (book_.quiet(now_s()) && !apps_hold_frames()) {
+    if (book_.quiet(now_s())) {  // nothing more can be delivered: do not wait for the time limit
       book_.ended(EndReason::quiet);
       ns3::Simulator::Stop();
       return;
     }
     ns3::Simulator::Schedule(kWatch, [this] { watch(); });
-  }
-
-  bool apps_hold_frames() const {
-    for (const auto& app : apps_)
-      if (app->holds_frames()) return true;
-    return false;
   }
 
   const Scenario& s_;
