@@ -48,8 +48,9 @@ void NodeApp::StopApplication() {
   auto conns = std::move(conns_);  // closing may call back into us: detach first
   conns_.clear();
   by_peer_.clear();
+  for (auto& [peer, h] : held_) h.timer.Cancel();
+  held_.clear();
   for (Conn* c : order) {
-    c->connect_timer.Cancel();
     silence(c->socket);
     c->socket->Close();
   }
@@ -65,7 +66,8 @@ void NodeApp::DoDispose() {
   // At Simulator::Destroy: drop references only; sockets may already be disposed.
   running_ = false;
   timer_.Cancel();
-  for (auto& [raw, c] : conns_) c->connect_timer.Cancel();
+  for (auto& [peer, h] : held_) h.timer.Cancel();
+  held_.clear();
   conns_.clear();
   by_peer_.clear();
   listener_ = mcast_send_ = mcast_recv_ = nullptr;
@@ -142,21 +144,40 @@ void NodeApp::send(Transmit&& t) {
     mcast_send_->SendTo(p, 0, ns3::InetSocketAddress(env_.group, env_.multicast_port));
     return;
   }
-  Conn& c = connection_to(t.to);
   Chunk chunk;
   chunk.round = round;
   wire::append_stream_frame(chunk.bytes, t.bytes);
-  c.tx.push_back(std::move(chunk));
-  try_send(c);
+  send_tcp(t.to, std::move(chunk));
 }
 
-NodeApp::Conn& NodeApp::connection_to(NodeId peer) {
-  if (auto it = by_peer_.find(peer); it != by_peer_.end()) return *it->second;
+void NodeApp::send_tcp(NodeId peer, Chunk&& chunk) {
+  if (auto it = by_peer_.find(peer); it != by_peer_.end()) {
+    it->second->tx.push_back(std::move(chunk));
+    try_send(*it->second);
+    return;
+  }
+  if (!core_.dialable(peer)) {
+    // Behind a NAT we are not in: its SYNs would be dropped. It dials us (we are one of its
+    // gateways, or it answers on the connection it opened); the frames wait for that connection.
+    Held& h = held_[peer];
+    if (!h.timer.IsRunning()) {
+      ++counters_.nat_waits;
+      h.timer = ns3::Simulator::Schedule(env_.nat_wait, &NodeApp::on_nat_wait_over, this, peer);
+    }
+    h.tx.push_back(std::move(chunk));
+    return;
+  }
+  Conn& c = dial(peer);
+  c.tx.push_back(std::move(chunk));  // goes out once connected
+}
+
+NodeApp::Conn& NodeApp::dial(NodeId peer) {
   auto socket = ns3::Socket::CreateSocket(GetNode(), ns3::TcpSocketFactory::GetTypeId());
   Conn& ref = add_conn(socket);
   ref.has_peer = true;
   ref.peer = peer;
   Chunk hello;  // every connection starts by saying who we are
+  hello.hello = true;
   wire::append_stream_frame(hello.bytes, core_.hello_frame());
   ref.tx.push_back(std::move(hello));
   socket->Bind();
@@ -165,16 +186,60 @@ NodeApp::Conn& NodeApp::connection_to(NodeId peer) {
   wire_callbacks(socket);
   by_peer_[peer] = &ref;
   ++counters_.connects;
-  // A connect that cannot even start, or whose SYNs vanish (a NAT drops them), fails after the
-  // connect timeout, reported from the event loop rather than from inside this send.
-  const ns3::Time give_up = socket->Connect(ns3::InetSocketAddress(env_.addresses[peer], env_.tcp_port)) < 0
-                                ? ns3::Seconds(0)
-                                : env_.connect_timeout;
-  ref.connect_timer = ns3::Simulator::Schedule(give_up, [this, socket] {
-    auto it = conns_.find(ns3::PeekPointer(socket));
-    if (it != conns_.end() && !it->second->connected) on_connect_failed(socket);
-  });
+  // No timer of ours: TCP retransmits a lost SYN (ConnTimeout 1 s, doubling, ConnCount attempts)
+  // and reports the failure through on_connect_failed; a peer that is down answers with a reset.
+  // A connect that cannot even start fails from the event loop, not from inside this send.
+  if (socket->Connect(ns3::InetSocketAddress(env_.addresses[peer], env_.tcp_port)) < 0)
+    ns3::Simulator::ScheduleNow([this, socket] {
+      auto it = conns_.find(ns3::PeekPointer(socket));
+      if (it != conns_.end() && !it->second->connected) on_connect_failed(socket);
+    });
   return ref;
+}
+
+void NodeApp::on_nat_wait_over(NodeId peer) {
+  auto it = held_.find(peer);
+  if (it == held_.end() || !running_) return;
+  held_.erase(it);  // its frames are lost with the link; the core re-delegates what they carried
+  ++counters_.nat_wait_failures;
+  core_.on_link_event(peer, LinkEvent::failed, now());
+  Pump();
+}
+
+void NodeApp::move_unsent(std::deque<Chunk>& from, Conn& to) {
+  for (Chunk& chunk : from) {
+    if (chunk.hello) continue;
+    chunk.sent = 0;
+    to.tx.push_back(std::move(chunk));
+  }
+  from.clear();
+}
+
+void NodeApp::adopt(Conn& c) {
+  const NodeId peer = c.peer;
+  auto bp = by_peer_.find(peer);
+  if (bp == by_peer_.end()) {
+    by_peer_[peer] = &c;  // reused both ways (a NATed peer's connection is the only way to it)
+  } else if (!bp->second->connected) {
+    // Both sides dialled, and ours is not up yet (a SYN may be in retransmission): this one is up,
+    // it takes our queued frames and becomes the link; ours is abandoned.
+    Conn* ours = bp->second;
+    move_unsent(ours->tx, c);
+    by_peer_[peer] = &c;
+    auto it = conns_.find(ns3::PeekPointer(ours->socket));
+    std::unique_ptr<Conn> gone = std::move(it->second);
+    conns_.erase(it);
+    silence(gone->socket);
+    gone->socket->Close();
+  }  // else our own link is up: this connection is read from (and written on if ours goes)
+  if (auto h = held_.find(peer); h != held_.end()) {
+    h->second.timer.Cancel();
+    Conn& link = *by_peer_[peer];
+    for (Chunk& chunk : h->second.tx) link.tx.push_back(std::move(chunk));
+    held_.erase(h);
+  }
+  core_.on_link_event(peer, LinkEvent::up, now());
+  try_send(*by_peer_[peer]);
 }
 
 void NodeApp::wire_callbacks(ns3::Ptr<ns3::Socket> s) {
@@ -203,7 +268,6 @@ void NodeApp::on_connected(ns3::Ptr<ns3::Socket> s) {
   auto it = conns_.find(ns3::PeekPointer(s));
   if (crashed_ || it == conns_.end()) return;
   Conn& c = *it->second;
-  c.connect_timer.Cancel();
   c.connected = true;
   core_.on_link_event(c.peer, LinkEvent::up, now());
   try_send(c);
@@ -239,21 +303,24 @@ void NodeApp::drop(ns3::Ptr<ns3::Socket> s, LinkEvent event) {
   if (it == conns_.end()) return;
   std::unique_ptr<Conn> c = std::move(it->second);
   conns_.erase(it);
-  c->connect_timer.Cancel();
   silence(s);
   s->Close();
   if (!c->has_peer) return;
-  auto bp = by_peer_.find(c->peer);
-  if (bp != by_peer_.end() && bp->second == c.get()) {
-    by_peer_.erase(bp);
-    // Another connection with the same peer (it connected to us too) carries on: the oldest.
-    for (Conn* other : conns_in_order())
-      if (other->has_peer && other->peer == c->peer) {
-        by_peer_[c->peer] = other;
-        return;
-      }
-  }
-  core_.on_link_event(c->peer, event, now());
+  const NodeId peer = c->peer;
+  auto bp = by_peer_.find(peer);
+  const bool was_link = bp != by_peer_.end() && bp->second == c.get();
+  if (was_link) by_peer_.erase(bp);
+  // Another connection with the same peer (it connected to us too) carries on: the oldest. The
+  // frames this one had not finished go out on it; the core keeps its link.
+  for (Conn* other : conns_in_order())
+    if (other->has_peer && other->peer == peer) {
+      if (!by_peer_.count(peer)) by_peer_[peer] = other;
+      Conn& link = *by_peer_[peer];
+      move_unsent(c->tx, link);
+      try_send(link);
+      return;
+    }
+  core_.on_link_event(peer, event, now());
   Pump();
 }
 
@@ -282,7 +349,7 @@ void NodeApp::on_tcp_readable(ns3::Ptr<ns3::Socket> s) {
       }
       c.has_peer = true;
       c.peer = hello->node;
-      if (!by_peer_.count(c.peer)) by_peer_[c.peer] = &c;  // reused both ways (NATed peers need it)
+      adopt(c);
     }
     if (core_.on_frame(c.peer, Channel::tcp, frame->data(), frame->size(), now()) != wire::DecodeError::none)
       env_.book->bad_frame();

@@ -28,12 +28,16 @@ struct AppEnv {
   std::uint16_t tcp_port = 7400;
   std::uint16_t multicast_port = 7401;
   ns3::Ipv4Address group{"239.255.70.1"};
-  ns3::Time connect_timeout = ns3::Seconds(1);  // SYNs dropped silently (NAT) give up after this
+  // Frames for a peer we may not dial (behind a NAT we are not in) wait this long for that peer's
+  // own connection; then the core hears the link failed. Dialled connections have no timeout of
+  // ours: TCP retries lost SYNs (ns3::TcpSocket ConnTimeout / ConnCount, set by the engine).
+  ns3::Time nat_wait = ns3::Seconds(2);
   std::uint32_t warmup_broadcasts = 0;           // broadcasts below this index are not measured
 };
 
 struct AppCounters {
   std::uint64_t connects = 0, accepted = 0, connect_failures = 0, closed_by_peer = 0;
+  std::uint64_t nat_waits = 0, nat_wait_failures = 0;  // frames held for a NATed peer; held in vain
   std::uint64_t bad_streams = 0;  // connections dropped: bad length prefix or no hello first
 };
 
@@ -54,6 +58,7 @@ class NodeApp : public ns3::Application {
     wire::Bytes bytes;
     std::size_t sent = 0;
     std::uint32_t round = 0;  // for the RoundTag
+    bool hello = false;       // a dialled connection's hello: never moved to another connection
   };
   struct Conn {
     std::uint64_t serial = 0;  // creation order: what iteration follows, never socket addresses
@@ -62,8 +67,12 @@ class NodeApp : public ns3::Application {
     NodeId peer = 0;
     bool connected = false;
     wire::StreamReader reader;
+    std::deque<Chunk> tx;  // a dialled connection's first chunk is its hello
+  };
+  // Frames for a peer we may not dial, waiting for its inbound connection.
+  struct Held {
     std::deque<Chunk> tx;
-    ns3::EventId connect_timer;
+    ns3::EventId timer;
   };
 
   void StartApplication() override;
@@ -73,7 +82,8 @@ class NodeApp : public ns3::Application {
   Micros now() const;
   void send(Transmit&& t);
   std::uint32_t tag_round(const Transmit& t) const;
-  Conn& connection_to(NodeId peer);
+  void send_tcp(NodeId peer, Chunk&& chunk);
+  Conn& dial(NodeId peer);
   Conn& add_conn(ns3::Ptr<ns3::Socket> s);
   std::vector<Conn*> conns_in_order() const;
   void try_send(Conn& c);
@@ -85,6 +95,13 @@ class NodeApp : public ns3::Application {
   void on_closed(ns3::Ptr<ns3::Socket> s);
   void on_multicast_readable(ns3::Ptr<ns3::Socket> s);
   void on_timer();
+  void on_nat_wait_over(NodeId peer);
+  // An accepted connection has said who it is: it becomes the peer's link if we have none or ours
+  // is not up yet (and takes over its queued frames), and takes the frames held for the peer.
+  void adopt(Conn& c);
+  // Moves `from`'s frames not yet complete onto `to`, behind what `to` has queued (a hello stays:
+  // the frames' receiver never decoded a partly sent frame of a connection that is gone).
+  static void move_unsent(std::deque<Chunk>& from, Conn& to);
   void arm_timer();
   // Drops a connection; `event` tells the core about its peer (nothing if the peer is unknown).
   void drop(ns3::Ptr<ns3::Socket> s, LinkEvent event);
@@ -100,6 +117,7 @@ class NodeApp : public ns3::Application {
   std::unordered_map<ns3::Socket*, std::unique_ptr<Conn>> conns_;  // lookup only: see conns_in_order()
   std::uint64_t next_serial_ = 0;
   std::unordered_map<NodeId, Conn*> by_peer_;  // the connection used to send to a peer
+  std::unordered_map<NodeId, Held> held_;      // frames for NATed peers not connected to us yet
   ns3::EventId timer_;
   Micros timer_at_ = kNever;
 };

@@ -35,6 +35,11 @@ void configure_ns3(const Scenario& s) {
   // Linux-like TCP: full-size segments on a 1500-byte MTU, a 200 ms minimum RTO (ns-3's default is 1 s).
   ns3::Config::SetDefault("ns3::TcpSocket::SegmentSize", ns3::UintegerValue(1448));
   ns3::Config::SetDefault("ns3::TcpSocketBase::MinRto", ns3::TimeValue(ns3::MilliSeconds(200)));
+  // Connects: a lost SYN (or SYN-ACK) is sent again after 1 s, then 2 s, 4 s (ns-3 doubles the
+  // connect timeout per attempt, like Linux); after 3 attempts (7 s) the connect fails and the
+  // core hears the link failed. NodeApp has no dial timeout of its own.
+  ns3::Config::SetDefault("ns3::TcpSocket::ConnTimeout", ns3::TimeValue(ns3::Seconds(1)));
+  ns3::Config::SetDefault("ns3::TcpSocket::ConnCount", ns3::UintegerValue(3));
   // A host that first talks to many neighbours queues more than ARP's default 3 packets each.
   ns3::Config::SetDefault("ns3::ArpCache::PendingQueueSize", ns3::UintegerValue(64));
   // ARP requests wait a random 0-10 ms by default (collision avoidance on radio links): not on a LAN.

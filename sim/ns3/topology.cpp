@@ -7,6 +7,7 @@
 
 #include "ns3/bridge-helper.h"
 #include "ns3/csma-helper.h"
+#include "ns3/csma-net-device.h"
 #include "ns3/error-model.h"
 #include "ns3/ethernet-header.h"
 #include "ns3/internet-stack-helper.h"
@@ -282,6 +283,17 @@ Topology build_topology(const sim::Scenario& s, LinkBytes& link_bytes) {
         ++sk;
       }
   }
+
+  // Every other random stream the stack draws from (CSMA backoff; ARP, IP and routing jitter) gets
+  // a fixed number too: ns-3 numbers the rest from a process-wide counter, so a second run in the
+  // same process (the tests) would otherwise draw differently from the first.
+  std::int64_t fixed = std::int64_t{1} << 32;
+  ns3::NodeContainer all = ns3::NodeContainer::GetGlobal();
+  for (auto it = all.Begin(); it != all.End(); ++it)
+    for (std::uint32_t i = 0; i < (*it)->GetNDevices(); ++i)
+      if (auto csma_dev = ns3::DynamicCast<ns3::CsmaNetDevice>((*it)->GetDevice(i)))
+        fixed += csma_dev->AssignStreams(fixed);
+  internet.AssignStreams(all, fixed);
   return t;
 }
 
