@@ -31,14 +31,20 @@ Node::Node(NodeConfig config, std::shared_ptr<const View> view, std::shared_ptr<
   if (cfg_.confirm_interval <= 0 || cfg_.beacon_interval <= 0 || cfg_.reach_expiry <= 0 || cfg_.ack_timeout <= 0)
     throw std::invalid_argument("mixcast::Node: intervals and timeouts must be positive");
   // A NATed node opens its links to the gateways now: nobody outside can open them.
-  if (view_->behind_nat(cfg_.self))
-    for (NodeId g : view_->gateways(cfg_.self, cfg_.nat_links))
-      enqueue(g, Channel::tcp, wire::Hello{cfg_.self, view_->hash(), cfg_.incarnation}, 0, std::nullopt, TrafficKind::control);
+  if (view_->behind_nat(cfg_.self)) {
+    hello_gateways();
+    next_keepalive_ = nat_keepalive_interval(cfg_);
+  }
   // Spread the nodes' maintenance ticks so they do not all fire together.
   if (mixed()) next_tick_ = static_cast<Micros>(rng_.below(static_cast<std::uint64_t>(cfg_.confirm_interval)));
 }
 
 std::uint64_t Node::island_hash() const { return mixed() ? islands_.hash() : view_->hash(); }
+
+void Node::hello_gateways() {
+  for (NodeId g : view_->gateways(cfg_.self, cfg_.nat_links))
+    enqueue(g, Channel::tcp, wire::Hello{cfg_.self, view_->hash(), cfg_.incarnation}, 0, std::nullopt, TrafficKind::control);
+}
 
 wire::Bytes Node::hello_frame() const { return wire::encode_frame({wire::Hello{cfg_.self, view_->hash(), cfg_.incarnation}}); }
 
@@ -67,8 +73,18 @@ MessageId Node::start(wire::Bytes payload, std::uint8_t flags, Micros now) {
     cover(id, TargetSet::island_range(islands_.island_of(cfg_.self), 1, islands - 1, islands), now);
     cover_own_island(id, islands_.island(islands_.island_of(cfg_.self)), now);
   } else {
-    // Every other member: positions 1..n-1 of the view rotated at ourselves.
-    cover(id, TargetSet::range(self_rank_, 1, static_cast<std::uint32_t>(view_->size() - 1)), now);
+    // Every other member: positions 1..n-1 of the view rotated at ourselves. Members of our own NAT
+    // ranked just below us sit at the end, in the first delegate's share: an outsider that could
+    // reach them only through a gateway. They get their own delegation, first, inside the NAT.
+    const auto others = static_cast<std::uint32_t>(view_->size() - 1);
+    std::uint32_t mates_below = 0;
+    while (mates_below < others && view_->same_nat(cfg_.self, view_->at_position(self_rank_, others - mates_below)))
+      ++mates_below;
+    if (mates_below > 0 && mates_below < others)
+      delegate(id, TargetSet::range(self_rank_, others - mates_below + 1, mates_below), now);
+    else
+      mates_below = 0;
+    cover(id, TargetSet::range(self_rank_, 1, others - mates_below), now);
   }
   release(id);
   if (!control) {
@@ -140,6 +156,10 @@ void Node::on_timeout(Micros now) {
     fail_pending(token, now);
   }
   if (mixed() && now >= next_tick_) tick(now);
+  if (now >= next_keepalive_) {
+    hello_gateways();
+    next_keepalive_ = now + nat_keepalive_interval(cfg_);
+  }
 }
 
 // ---------------------------------------------------------------- outputs
@@ -176,7 +196,7 @@ std::optional<Delivery> Node::poll_delivery() {
 }
 
 Micros Node::next_timeout() {
-  Micros next = mixed() ? next_tick_ : kNever;
+  Micros next = std::min(mixed() ? next_tick_ : kNever, next_keepalive_);
   while (!deadlines_.empty()) {
     auto it = pending_.find(deadlines_.top().second);
     if (it != pending_.end() && it->second.deadline == deadlines_.top().first)
@@ -194,7 +214,7 @@ void Node::handle(NodeId from, Channel channel, wire::Message&& m, Micros now) {
     // Named in a heard list: the hearer heard us since its previous list, so it heard, or asked to
     // repair, everything we sent before that (tick() keeps list_covers_mseq_).
     if (auto* l = std::get_if<wire::HeardList>(&m); l && mixed() && l->contains(cfg_.self))
-      reach_.confirmed(from, list_covers_mseq_, now);
+      hearer_confirmed(from, list_covers_mseq_, now);
     return;
   }
   if (auto* a = std::get_if<wire::Ack>(&m)) return handle_ack(from, *a, now);
@@ -205,7 +225,7 @@ void Node::handle(NodeId from, Channel channel, wire::Message&& m, Micros now) {
   }
   if (!mixed()) return;
   if (auto* c = std::get_if<wire::Confirm>(&m)) {
-    if (c->sender == cfg_.self && c->incarnation == cfg_.incarnation) reach_.confirmed(from, c->highest_mseq, now);
+    if (c->sender == cfg_.self && c->incarnation == cfg_.incarnation) hearer_confirmed(from, c->highest_mseq, now);
     return;
   }
   if (auto* r = std::get_if<wire::RepairRequest>(&m)) return handle_repair_request(from, *r);
@@ -717,11 +737,27 @@ void Node::multicast(std::optional<wire::Broadcast> b, Micros now, std::optional
 
 // ---------------------------------------------------------------- mixed-mode maintenance
 
+void Node::hearer_confirmed(NodeId n, std::uint64_t highest, Micros now) {
+  auto it = reach_.hearers().find(n);
+  if (it != reach_.hearers().end() && now - it->second.last_confirm > silent_after()) {
+    // Back from a silence (its multicast reception broke and came back): what we multicast while we
+    // still counted on it may be lost, and this confirmation would hide it, since a hearer reports
+    // no gap after a silence. Resend that once: up to when its last confirmation expired.
+    Reachability::Hearer& h = it->second;
+    // (Past what this confirmation covers too: the multicasts since then may be lost as well.)
+    const std::uint64_t last = mseq_sent_by(h.last_confirm + cfg_.reach_expiry);
+    if (last > h.repaired_to) {
+      resend(n, h.repaired_to + 1, last);
+      h.resent_from = h.repaired_to + 1;
+      h.repaired_to = h.resent_to = last;
+    }
+  }
+  reach_.confirmed(n, highest, now);
+}
+
 void Node::tick(Micros now) {
   next_tick_ = now + cfg_.confirm_interval;
-  // A healthy hearer names us in a heard list at least every beacon interval (ticks add up to a
-  // confirm interval): not hearing from it for longer than this means it has gone silent.
-  const Micros silent = 2 * cfg_.beacon_interval + cfg_.confirm_interval;
+  const Micros silent = silent_after();
   // A list that names us arrives at most a list period plus a tick after the multicast it heard, so
   // it confirms whatever we had sent before that (a gap before it the hearer repairs itself).
   list_covers_mseq_ = mseq_sent_by(now - cfg_.beacon_interval - 2 * cfg_.confirm_interval);

@@ -188,6 +188,12 @@ void NetnsLab::fail_multicast(std::uint32_t global_subnet) {
       run_command({"ip", "netns", "exec", n.ns, "iptables", "-A", "OUTPUT", "-d", "224.0.0.0/4", "-j", "DROP"});
 }
 
+void NetnsLab::restore_multicast(std::uint32_t global_subnet) {
+  for (const auto& n : nodes_)
+    if (n.subnet == global_subnet)
+      run_command({"ip", "netns", "exec", n.ns, "iptables", "-D", "OUTPUT", "-d", "224.0.0.0/4", "-j", "DROP"});
+}
+
 void NetnsLab::build(const sim::Scenario& s) {
   const auto placement = sim::place_nodes(s);
   if (s.total_subnets() > 250) throw NetnsError("the netns testbed supports at most 250 subnets");

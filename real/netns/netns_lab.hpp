@@ -49,6 +49,8 @@ class NetnsLab {
   const std::vector<std::string>& namespaces() const { return namespaces_; }
   // Multicast stops working in a subnet (scenario multicast_fails_at_s): drop its multicast.
   void fail_multicast(std::uint32_t global_subnet);
+  // And works again (multicast_recovers_at_s): the drop rule goes.
+  void restore_multicast(std::uint32_t global_subnet);
 
   // Namespaces whose name starts with kPrefix (left behind by any lab), and their removal.
   static std::vector<std::string> existing_namespaces();

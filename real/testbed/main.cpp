@@ -169,7 +169,7 @@ std::vector<std::string> unemulated(const Scenario& s, bool netns) {
       if (sn.lan.loss > 0 || sn.multicast_loss > 0) out.insert("packet loss (lan.loss, multicast_loss)");
       if (!sn.multicast_send_broken.empty() || !sn.multicast_recv_broken.empty())
         out.insert("asymmetric multicast (multicast_send_broken, multicast_recv_broken)");
-      if (sn.multicast_fails_at_s >= 0) out.insert("multicast_fails_at");
+      if (sn.multicast_fails_at_s >= 0) out.insert("multicast_fails_at, multicast_recovers_at");
     }
   for (const auto& w : s.wan)
     if (w.link.loss > 0) out.insert("WAN loss");
@@ -219,26 +219,11 @@ struct PlannedCrash {
   std::optional<double> restart_after_s;  // absent: stays down
 };
 
-std::vector<PlannedCrash> plan_crashes(const Scenario& s, const std::vector<mixcast::sim::RunBook::Crash>& victims,
+std::vector<PlannedCrash> plan_crashes(const std::vector<mixcast::sim::RunBook::Crash>& victims,
                                        std::optional<double> default_restart) {
-  // RunBook::plan_crashes resolves the entries in order, each to its `nodes`, then to its random
-  // picks (as many as asked, at most the nodes that are not origins): count them back to entries.
-  const std::uint32_t n = s.total_nodes();
-  const std::set<std::uint32_t> origins(s.workload.origins.begin(), s.workload.origins.end());
-  const std::size_t pool = n - std::min<std::size_t>(n, origins.size());
   std::vector<PlannedCrash> out;
-  std::size_t k = 0;
-  for (const auto& c : s.crashes) {
-    std::size_t want = c.count;
-    if (c.fraction > 0) want = static_cast<std::size_t>(std::llround(c.fraction * n));
-    const std::size_t count = c.nodes.size() + std::min(want, pool);
-    for (std::size_t j = 0; j < count; ++j, ++k) {
-      if (k >= victims.size() || victims[k].at_s != c.at_s)
-        throw std::logic_error("crash plan: the RunBook's victims do not match the scenario's crash entries");
-      out.push_back(PlannedCrash{victims[k].at_s, victims[k].node, c.restart_after_s ? c.restart_after_s : default_restart});
-    }
-  }
-  if (k != victims.size()) throw std::logic_error("crash plan: more victims than the scenario's crash entries name");
+  for (const auto& v : victims)
+    out.push_back(PlannedCrash{v.at_s, v.node, v.restart_after_s ? v.restart_after_s : default_restart});
   return out;
 }
 
@@ -334,7 +319,7 @@ int cmd_run(const RunArgs& a) {
   mixcast::sim::RunBook book(s, "real");
   auto shadow = book.make_nodes();
   const auto crashes = plan_crashes(
-      s, book.plan_crashes(),
+      book.plan_crashes(),
       a.restart_after.empty() ? std::nullopt : std::optional<double>(parse_duration_flag("--restart-after", a.restart_after)));
 
   mixcast::testbed::ClusterOptions opt;
@@ -425,11 +410,15 @@ int cmd_run(const RunArgs& a) {
   std::vector<double> back_s(n, -1.0);
   nlohmann::json restarts_json = nlohmann::json::array();
   // multicast_fails_at: on the netns network, multicast in that subnet is cut at that time.
-  std::vector<std::pair<double, std::uint32_t>> multicast_failures;
+  // multicast_recovers_at: and restored then (second = true).
+  std::vector<std::pair<double, std::pair<std::uint32_t, bool>>> multicast_failures;
   if (netns)
-    for (std::uint32_t k = 0; k < s.total_subnets(); ++k)
-      if (mixcast::sim::subnet_at(s, k).multicast_fails_at_s >= 0)
-        multicast_failures.emplace_back(mixcast::sim::subnet_at(s, k).multicast_fails_at_s, k);
+    for (std::uint32_t k = 0; k < s.total_subnets(); ++k) {
+      const auto& sub = mixcast::sim::subnet_at(s, k);
+      if (sub.multicast_fails_at_s < 0) continue;
+      multicast_failures.push_back({sub.multicast_fails_at_s, {k, false}});
+      if (sub.multicast_recovers_at_s >= 0) multicast_failures.push_back({sub.multicast_recovers_at_s, {k, true}});
+    }
   std::sort(multicast_failures.begin(), multicast_failures.end());
   std::size_t next_failure = 0;
   const double learning_deadline = earliest + mixcast::sim::RunBook::kMaxLearning_s;
@@ -520,9 +509,11 @@ int cmd_run(const RunArgs& a) {
       break;
     }
     while (next_failure < multicast_failures.size() && multicast_failures[next_failure].first <= now_s) {
-      const auto subnet = multicast_failures[next_failure++].second;
-      lab->fail_multicast(subnet);
-      progress.note("multicast fails in subnet " + mixcast::sim::subnet_at(s, subnet).name);
+      const auto [subnet, recovers] = multicast_failures[next_failure++].second;
+      if (recovers) lab->restore_multicast(subnet);
+      else lab->fail_multicast(subnet);
+      progress.note(std::string(recovers ? "multicast recovers" : "multicast fails") + " in subnet " +
+                    mixcast::sim::subnet_at(s, subnet).name);
     }
     while (next_crash < pending_crashes.size() && pending_crashes[next_crash].at_s <= now_s) {
       const PlannedCrash crash = pending_crashes[next_crash++];
@@ -530,7 +521,7 @@ int cmd_run(const RunArgs& a) {
       if (down[victim]) continue;
       cluster.kill9(victim);
       take_deliveries(victim);  // what it logged before dying still counts
-      if (result.crashed_at_s[victim] < 0) book.crashed(victim, now_s);  // never an origin again
+      book.crashed(victim, now_s);  // not an origin while it is down
       // The summary counts a node that ever crashed as not live; the testbed checks restarted ones itself.
       if (result.crashed_at_s[victim] < 0) result.crashed_at_s[victim] = now_s;
       down[victim] = true;
@@ -562,6 +553,7 @@ int cmd_run(const RunArgs& a) {
       down[node] = false;
       back_s[node] = since(t0);
       life_seen[node].clear();
+      book.restarted(node, shadow, back_s[node]);  // an origin again, as in the simulators
       restarts_json.push_back({{"node", node}, {"restarted_at_s", restart_s}, {"back_at_s", back_s[node]},
                                {"incarnation", incarnation}});
       char text[128];

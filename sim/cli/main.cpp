@@ -514,6 +514,7 @@ int cmd_explore(const ExploreArgs& a) {
   const std::uint64_t jobs_wanted = parse_uint("--jobs", a.jobs, 1, 1024);
   mixcast::sim::ExploreLimits limits;
   limits.max_nodes = static_cast<std::uint32_t>(parse_uint("--max-nodes", a.max_nodes, 1, 100000));
+  limits.restarts = a.engine != "ns3";  // the ns-3 engine does not restart nodes yet
   mixcast::sim::ensure_writable_dir(a.out);
   const std::filesystem::path out(a.out);
   std::filesystem::create_directories(out / "failures");

@@ -73,7 +73,7 @@ class Ns3Run {
 
     for (const auto& c : book_.plan_crashes())
       ns3::Simulator::Schedule(at_seconds(c.at_s), [this, n = c.node] {
-        if (book_.is_crashed(n)) return;
+        if (book_.is_down(n)) return;
         apps_[n]->Crash();
         book_.crashed(n, now_s());
       });

@@ -35,7 +35,8 @@ class LanLossModel : public ns3::ErrorModel {
     double multicast_loss = 0;  // multicast frames, all causes combined
     bool recv_broken = false;
     std::shared_ptr<const std::set<ns3::Mac48Address>> send_broken;
-    ns3::Time fails_at = ns3::Time(-1);  // negative: never
+    ns3::Time fails_at = ns3::Time(-1);     // negative: never
+    ns3::Time recovers_at = ns3::Time(-1);  // negative: never (once failed)
   };
   static ns3::TypeId GetTypeId() {
     static ns3::TypeId tid =
@@ -54,11 +55,16 @@ class LanLossModel : public ns3::ErrorModel {
     const bool multicast = eth.GetDestination().IsGroup() && !eth.GetDestination().IsBroadcast();
     if (!multicast) return rules_.loss > 0 && rng_->GetValue() < rules_.loss;
     if (rules_.recv_broken || (rules_.send_broken && rules_.send_broken->count(eth.GetSource())) ||
-        (!rules_.fails_at.IsNegative() && ns3::Simulator::Now() >= rules_.fails_at))
+        failed_now())
       return true;
     return rules_.multicast_loss > 0 && rng_->GetValue() < rules_.multicast_loss;
   }
   void DoReset() override {}
+  bool failed_now() const {
+    const ns3::Time now = ns3::Simulator::Now();
+    return !rules_.fails_at.IsNegative() && now >= rules_.fails_at &&
+           (rules_.recovers_at.IsNegative() || now < rules_.recovers_at);
+  }
 
   Rules rules_;
   ns3::Ptr<ns3::UniformRandomVariable> rng_ = ns3::CreateObject<ns3::UniformRandomVariable>();
@@ -180,6 +186,7 @@ Topology build_topology(const sim::Scenario& s, LinkBytes& link_bytes) {
                             sub.multicast_recv_broken.end();
         if (!send_broken->empty()) rules.send_broken = send_broken;
         if (sub.multicast_fails_at_s >= 0) rules.fails_at = seconds(sub.multicast_fails_at_s);
+        if (sub.multicast_recovers_at_s >= 0) rules.recovers_at = seconds(sub.multicast_recovers_at_s);
         lossy_receiver(devices.Get(j), std::move(rules));
       }
       auto edge_dev = devices.Get(devices.GetN() - 1);

@@ -163,18 +163,22 @@ Scenario random_case(std::uint64_t seed, std::uint64_t index, const ExploreLimit
       else v = static_cast<NodeId>(r.below(n));
       if (victims.size() + 1 >= n || !victims.insert(v).second) continue;  // keep someone alive
       crash.nodes = {v};
+      if (limits.restarts && r.chance(0.4)) crash.restart_after_s = log_uniform(r, 0.01, 2.0);
       s.crashes.push_back(crash);
     }
     if (r.chance(0.2) && n - victims.size() - w.origins.size() > 4) {
       CrashSpec crash;
       crash.at_s = round3(r.unit() * duration);
       crash.count = pick(r, 1, 2);
+      if (limits.restarts && r.chance(0.3)) crash.restart_after_s = log_uniform(r, 0.01, 2.0);
       s.crashes.push_back(crash);
     }
   }
-  if (r.chance(0.1)) {  // a subnet's multicast fails
+  if (r.chance(0.1)) {  // a subnet's multicast fails, and may recover
     auto& dc = s.datacenters[r.below(dcs)];
-    dc.subnets[r.below(dc.subnets.size())].multicast_fails_at_s = round3(r.unit() * duration);
+    auto& sub = dc.subnets[r.below(dc.subnets.size())];
+    sub.multicast_fails_at_s = round3(r.unit() * duration);
+    if (r.chance(0.5)) sub.multicast_recovers_at_s = round3(sub.multicast_fails_at_s + log_uniform(r, 0.05, 3.0));
   }
   validate(s);
   return s;

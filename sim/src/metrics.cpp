@@ -220,6 +220,7 @@ nlohmann::json summarize(const RunResult& result) {
   j["redelegations"] = result.redelegations;
   j["bad_frames"] = result.bad_frames;
   j["crashed"] = crashed;
+  j["restarts"] = result.restarts;
   {  // Expected deliveries that did not happen: how many, to whom, of which broadcasts, and why.
     std::map<std::string, std::uint64_t> causes;
     std::vector<std::uint32_t> who, which;
@@ -366,6 +367,11 @@ std::string human_summary(const nlohmann::json& s) {
                 u64(s, "delivered"), u64(s, "expected"), num(s, "delivery_ratio"), u64(s, "duplicates"),
                 u64(s, "crashed"));
   out += line;
+  if (u64(s, "restarts") > 0) {
+    std::snprintf(line, sizeof line, "restarts: %llu (a restarted node owes the broadcasts started once it is back)\n",
+                  u64(s, "restarts"));
+    out += line;
+  }
 
   std::snprintf(line, sizeof line, "rounds: max %llu, p50 %llu, p99 %llu (lower bound %llu)\n", u64(rounds, "max"),
                 u64(rounds, "p50"), u64(rounds, "p99"), u64(rounds, "lower_bound"));

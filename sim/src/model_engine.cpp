@@ -25,7 +25,8 @@ constexpr Nanos kNanosPerMicro = 1000;
 Nanos to_nanos(double s) { return static_cast<Nanos>(std::llround(s * 1e9)); }
 double to_seconds(Nanos t) { return static_cast<double>(t) / 1e9; }
 
-enum class EventType : std::uint8_t { crash = 0, start_broadcast = 1, frame = 2, link = 3, timer = 4, learned = 5 };
+enum class EventType : std::uint8_t { crash = 0, start_broadcast = 1, frame = 2, link = 3, timer = 4, learned = 5, restart = 6,
+                                      held_expired = 7, release_held = 8 };
 
 struct Event {
   Nanos at;
@@ -38,6 +39,7 @@ struct Event {
   std::uint32_t index;  // broadcast index
   std::shared_ptr<const wire::Bytes> bytes;
   bool carries_broadcast = false;  // counted in the run book's frames in flight
+  std::uint32_t life = 0;  // frames and link events: the receiving node's life they were meant for
   bool operator>(const Event& o) const { return at != o.at ? at > o.at : order > o.order; }
 };
 
@@ -69,6 +71,19 @@ class ModelRun {
   NetworkModel net_;
   Rng rng_;  // the network's losses
   std::vector<std::unique_ptr<Node>> nodes_;
+  std::vector<std::unique_ptr<Node>> retired_;  // earlier lives of restarted nodes
+  // Frames for a NATed peer that has no connection to the sender yet, by (sender, receiver): they
+  // leave once the peer connects, or fail the sender's link after nat_wait_ (as the other engines).
+  struct Held {
+    Nanos deadline;
+    std::shared_ptr<const wire::Bytes> bytes;
+    bool data;
+    std::uint32_t life;  // the receiver's
+  };
+  std::map<std::pair<NodeId, NodeId>, std::vector<Held>> held_;
+  Nanos nat_wait_ = 0;
+  void release_held(NodeId from, NodeId to);
+  void expire_held(NodeId from, NodeId to);
   std::vector<Nanos> timer_at_;
   std::priority_queue<Event, std::vector<Event>, std::greater<>> queue_;
   std::uint64_t order_ = 0;
@@ -79,10 +94,14 @@ RunResult ModelRun::run() {
   const auto wall_start = std::chrono::steady_clock::now();
   const std::uint32_t n = s_.total_nodes();
   nodes_ = book_.make_nodes();
+  nat_wait_ = std::max<Nanos>(2'000'000'000, 2 * nat_keepalive_interval(node_config(s_)) * kNanosPerMicro);
   timer_at_.assign(n, std::numeric_limits<Nanos>::max());
   for (NodeId i = 0; i < n; ++i) drain(i);  // links NATed nodes open at start, first timers
 
-  for (const auto& c : book_.plan_crashes()) push(EventType::crash, to_nanos(c.at_s), c.node);
+  for (const auto& c : book_.plan_crashes()) {
+    push(EventType::crash, to_nanos(c.at_s), c.node);
+    if (c.restart_after_s) push(EventType::restart, to_nanos(c.at_s + *c.restart_after_s), c.node);
+  }
   const auto warm = book_.warmup_starts();
   for (std::uint32_t k = 0; k < warm.size(); ++k) push(EventType::start_broadcast, to_nanos(warm[k]), 0, k);
   if (book_.waits_for_islands()) {
@@ -120,18 +139,34 @@ RunResult ModelRun::run() {
         if (!net_.crashed(e.node)) {
           net_.crash(e.node);
           book_.crashed(e.node, to_seconds(now_));
+          for (auto it = held_.begin(); it != held_.end();) {  // what it had not sent yet dies with it
+            if (it->first.first == e.node)
+              for (const auto& h : it->second) book_.in_flight(h.data ? -1 : 0);
+            it = it->first.first == e.node ? held_.erase(it) : std::next(it);
+          }
+        }
+        break;
+      case EventType::restart:
+        // A node still down comes back (crash entries may name one node more than once).
+        if (net_.crashed(e.node)) {
+          net_.restart(e.node);
+          retired_.push_back(book_.restarted(e.node, nodes_, to_seconds(now_)));
+          timer_at_[e.node] = std::numeric_limits<Nanos>::max();
+          drain(e.node);  // a NATed node opens its links to its gateways again
         }
         break;
       case EventType::start_broadcast:
         if (auto origin = book_.start_broadcast(e.index, nodes_, to_seconds(now_))) drain(*origin);
         break;
       case EventType::learned: check_learned(); break;
+      case EventType::held_expired: expire_held(e.node, e.peer); break;
+      case EventType::release_held: release_held(e.node, e.peer); break;
       case EventType::frame:
-        if (net_.crashed(e.node)) {
+        if (net_.crashed(e.node) || e.life != book_.life(e.node)) {
           // The peer's kernel answers with a reset: the sender learns the link failed.
           if (e.channel == Channel::tcp && !net_.crashed(e.peer))
             push(Event{now_ + net_.latency(e.node, e.peer), 0, EventType::link, e.peer, e.node, Channel::tcp,
-                       LinkEvent::failed, 0, {}});
+                       LinkEvent::failed, 0, {}, false, book_.life(e.peer)});
           break;
         }
         if (e.channel == Channel::multicast && !net_.hears_multicast(e.peer, e.node, now_)) break;  // broke in flight
@@ -141,7 +176,7 @@ RunResult ModelRun::run() {
         drain(e.node);
         break;
       case EventType::link:
-        if (net_.crashed(e.node)) break;
+        if (net_.crashed(e.node) || e.life != book_.life(e.node)) break;  // about a connection of an earlier life
         nodes_[e.node]->on_link_event(e.peer, e.link, micros(now_));
         drain(e.node);
         break;
@@ -198,18 +233,58 @@ void ModelRun::send(NodeId from, Transmit&& t) {
   auto bytes = std::make_shared<const wire::Bytes>(std::move(t.bytes));
   auto frame = [&](Nanos at, NodeId to, Channel channel) {
     if (data) book_.in_flight(+1);
-    push(Event{at, 0, EventType::frame, to, from, channel, LinkEvent::up, 0, bytes, data});
+    push(Event{at, 0, EventType::frame, to, from, channel, LinkEvent::up, 0, bytes, data, book_.life(to)});
   };
   if (t.channel == Channel::multicast) {
     for (const auto& arrival : net_.multicast(from, size, now_, rng_)) frame(arrival.at, arrival.to, Channel::multicast);
     return;
   }
   const auto outcome = net_.unicast(from, t.to, size, now_, rng_);
+  if (outcome.held) {
+    auto& waiting = held_[{from, t.to}];
+    if (data) book_.in_flight(+1);  // on its way, as far as the run's end is concerned
+    waiting.push_back(Held{now_ + nat_wait_, bytes, data, book_.life(t.to)});
+    push(Event{now_ + nat_wait_, 0, EventType::held_expired, from, t.to, Channel::tcp, LinkEvent::failed, 0, {}});
+    return;
+  }
   if (outcome.failed_at) {
-    push(Event{*outcome.failed_at, 0, EventType::link, from, t.to, Channel::tcp, LinkEvent::failed, 0, {}});
+    push(Event{*outcome.failed_at, 0, EventType::link, from, t.to, Channel::tcp, LinkEvent::failed, 0, {}, false,
+               book_.life(from)});
     return;
   }
   frame(outcome.arrival, t.to, Channel::tcp);
+  // A NATed node's connection carries what waited for it, once the connection is there.
+  if (held_.count({t.to, from}))
+    push(Event{outcome.arrival, 0, EventType::release_held, t.to, from, Channel::tcp, LinkEvent::up, 0, {}});
+}
+
+void ModelRun::release_held(NodeId from, NodeId to) {
+  auto it = held_.find({from, to});
+  if (it == held_.end()) return;
+  std::vector<Held> waiting = std::move(it->second);
+  held_.erase(it);
+  for (auto& h : waiting) {
+    if (h.data) book_.in_flight(-1);
+    const auto outcome = net_.unicast(from, to, h.bytes->size(), now_, rng_);
+    if (h.data) book_.in_flight(+1);
+    push(Event{outcome.arrival, 0, EventType::frame, to, from, Channel::tcp, LinkEvent::up, 0, std::move(h.bytes), h.data,
+               h.life});
+  }
+}
+
+void ModelRun::expire_held(NodeId from, NodeId to) {
+  auto it = held_.find({from, to});
+  if (it == held_.end()) return;
+  auto& waiting = it->second;
+  const auto kept = std::stable_partition(waiting.begin(), waiting.end(), [&](const Held& h) { return h.deadline > now_; });
+  if (kept == waiting.end()) return;
+  for (auto h = kept; h != waiting.end(); ++h)
+    if (h->data) book_.in_flight(-1);
+  waiting.erase(kept, waiting.end());
+  if (waiting.empty()) held_.erase(it);
+  // The peer never connected: the sender learns its link failed.
+  nodes_[from]->on_link_event(to, LinkEvent::failed, micros(now_));
+  drain(from);
 }
 
 }  // namespace

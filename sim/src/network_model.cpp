@@ -25,6 +25,7 @@ NetworkModel::NetworkModel(const Scenario& s) {
       x.multicast = sub.multicast;
       x.nat = sub.nat;
       x.multicast_fails_at = sub.multicast_fails_at_s >= 0 ? nanos(sub.multicast_fails_at_s) : -1;
+      x.multicast_recovers_at = sub.multicast_recovers_at_s >= 0 ? nanos(sub.multicast_recovers_at_s) : -1;
       subnets_.push_back(std::move(x));
     }
   subnet_of_.resize(n);
@@ -79,6 +80,14 @@ NetworkModel::NetworkModel(const Scenario& s) {
         }
 }
 
+void NetworkModel::restart(NodeId n) {
+  crashed_[n] = false;
+  for (auto it = connections_.begin(); it != connections_.end();) {
+    const auto a = static_cast<NodeId>(it->first >> 32), b = static_cast<NodeId>(it->first & 0xFFFFFFFFu);
+    it = (a == n || b == n) ? connections_.erase(it) : std::next(it);
+  }
+}
+
 NetworkModel::Nanos NetworkModel::latency(NodeId a, NodeId b) const {
   const auto& sa = subnets_[subnet_of_[a]];
   const auto& sb = subnets_[subnet_of_[b]];
@@ -94,7 +103,10 @@ bool NetworkModel::may_connect(NodeId from, NodeId to) const {
 bool NetworkModel::hears_multicast(NodeId from, NodeId to, Nanos now) const {
   if (from == to || subnet_of_[from] != subnet_of_[to]) return false;
   const auto& sub = subnets_[subnet_of_[from]];
-  if (!sub.multicast || (sub.multicast_fails_at >= 0 && now >= sub.multicast_fails_at)) return false;
+  if (!sub.multicast) return false;
+  if (sub.multicast_fails_at >= 0 && now >= sub.multicast_fails_at &&
+      (sub.multicast_recovers_at < 0 || now < sub.multicast_recovers_at))
+    return false;
   return !send_broken_[from] && !recv_broken_[to];
 }
 
@@ -117,7 +129,7 @@ NetworkModel::Unicast NetworkModel::unicast(NodeId from, NodeId to, std::size_t 
     }
     if (!may_connect(from, to)) {
       connections_.erase(key);
-      out.failed_at = now + kConnectTimeout;  // the NAT drops our SYNs
+      out.held = true;  // the NAT would drop our SYNs
       return out;
     }
     c.established = true;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 namespace mixcast::sim {
 
@@ -22,20 +23,34 @@ NodeConfig node_config(const Scenario& s) {
 
 RunBook::RunBook(const Scenario& s, std::string engine)
     : s_(s), n_(s.total_nodes()), rng_(s.seed ^ 0x6d6f64656cULL) {
-  // Restarts are run by mixcast-testbed only so far; a simulation must not quietly run without them.
-  if (engine != "real")
+  // The ns-3 engine does not restart nodes yet; a simulation must not quietly run without them.
+  if (engine == "ns3")
     for (std::size_t i = 0; i < s.crashes.size(); ++i)
       if (s.crashes[i].restart_after_s)
         throw ScenarioError(s.source + ": crashes[" + std::to_string(i) + "].restart_after: the " + engine +
-                            " engine does not restart nodes yet (mixcast-testbed does); remove the key to simulate the crash alone");
+                            " engine does not restart nodes yet (the model engine and mixcast-testbed do); remove "
+                            "the key to simulate the crash alone");
   result_.engine = std::move(engine);
   result_.scenario = s;
   result_.crashed_at_s.assign(n_, -1.0);
+  down_.assign(n_, false);
+  life_.assign(n_, 0);
   total_ = s.workload.warmup_broadcasts + s.workload.broadcasts;
   delivered_.assign(total_, {});
+  delivered_by_life_.assign(total_, {});
+  owed_by_life_.assign(total_, {});
   start_s_.assign(total_, 0.0);
   result_.traffic.assign(total_, Traffic{});
   result_.islands_agreed = !waits_for_islands();
+}
+
+NodeConfig RunBook::node_config_for(NodeId n) const {
+  NodeConfig cfg = node_config(s_);
+  cfg.self = n;
+  // A new life draws new random numbers and names its messages with the next incarnation.
+  cfg.seed = s_.seed * 0x9E3779B97F4A7C15ULL + n + std::uint64_t{life_[n]} * 0xD1B54A32D192ED03ULL;
+  cfg.incarnation = 1 + life_[n];
+  return cfg;
 }
 
 std::vector<std::unique_ptr<Node>> RunBook::make_nodes() {
@@ -51,17 +66,11 @@ std::vector<std::unique_ptr<Node>> RunBook::make_nodes() {
   }
   auto view = std::make_shared<const View>(ids, natted, nat_domains);
   view_ = view;
-  const NodeConfig base = node_config(s_);
   // One thread runs every node of an engine: they share claim lists and island partitions.
-  auto island_cache = std::make_shared<IslandCache>();
+  island_cache_ = std::make_shared<IslandCache>();
   std::vector<std::unique_ptr<Node>> nodes;
   nodes.reserve(n_);
-  for (NodeId i = 0; i < n_; ++i) {
-    NodeConfig cfg = base;
-    cfg.self = i;
-    cfg.seed = s_.seed * 0x9E3779B97F4A7C15ULL + i;
-    nodes.push_back(std::make_unique<Node>(cfg, view, island_cache));
-  }
+  for (NodeId i = 0; i < n_; ++i) nodes.push_back(std::make_unique<Node>(node_config_for(i), view, island_cache_));
   return nodes;
 }
 
@@ -84,7 +93,7 @@ std::vector<RunBook::Crash> RunBook::plan_crashes() {
         pool.pop_back();
       }
     }
-    for (auto v : victims) out.push_back(Crash{c.at_s, v});
+    for (auto v : victims) out.push_back(Crash{c.at_s, v, c.restart_after_s});
   }
   return out;
 }
@@ -106,7 +115,7 @@ bool RunBook::islands_settled(const std::vector<std::unique_ptr<Node>>& nodes, d
   std::optional<std::uint64_t> hash;
   bool agreed = true;
   for (NodeId i = 0; i < nodes.size() && agreed; ++i) {
-    if (is_crashed(i)) continue;
+    if (is_down(i)) continue;
     const std::uint64_t h = nodes[i]->island_hash();
     agreed = !hash || *hash == h;
     hash = h;
@@ -129,8 +138,8 @@ std::optional<NodeId> RunBook::start_broadcast(std::uint32_t index, std::vector<
   const auto& origins = s_.workload.origins;
   NodeId origin = origins.empty() ? static_cast<NodeId>(rng_.below(n_)) : origins[index % origins.size()];
   // A crashed origin cannot broadcast: the next live node takes its turn.
-  for (std::uint32_t k = 0; k < n_ && is_crashed(origin); ++k) origin = (origin + 1) % n_;
-  if (is_crashed(origin)) {
+  for (std::uint32_t k = 0; k < n_ && is_down(origin); ++k) origin = (origin + 1) % n_;
+  if (is_down(origin)) {
     ++skipped_;
     return std::nullopt;
   }
@@ -145,8 +154,14 @@ std::optional<NodeId> RunBook::start_broadcast(std::uint32_t index, std::vector<
   result_.broadcasts.push_back(
       BroadcastRecord{index, origin, id.seq, now_s, index < s_.workload.warmup_broadcasts});
   delivered_[index].assign(n_, false);
+  delivered_by_life_[index].assign(n_, 0);
+  owed_by_life_[index].assign(n_, 0);
+  for (NodeId i = 0; i < n_; ++i)
+    if (!is_down(i)) {
+      owed_by_life_[index][i] = life_[i] + 1;
+      ++expected_total_;
+    }
   start_s_[index] = now_s;
-  for (NodeId i = 0; i < n_; ++i) expected_total_ += is_crashed(i) ? 0 : 1;
   ++started_;
   return origin;
 }
@@ -158,7 +173,35 @@ wire::Bytes RunBook::payload_for(std::uint32_t index) const {
 }
 
 void RunBook::crashed(NodeId n, double now_s) {
-  if (!is_crashed(n)) result_.crashed_at_s[n] = now_s;
+  if (down_[n]) return;
+  down_[n] = true;
+  if (result_.crashed_at_s[n] < 0) result_.crashed_at_s[n] = now_s;  // the summary's "ever crashed"
+  outages_.push_back(Outage{n, now_s, std::numeric_limits<double>::infinity()});
+}
+
+std::unique_ptr<Node> RunBook::restarted(NodeId n, std::vector<std::unique_ptr<Node>>& nodes, double now_s) {
+  if (!down_[n]) return nullptr;
+  down_[n] = false;
+  ++life_[n];
+  for (auto it = outages_.rbegin(); it != outages_.rend(); ++it)
+    if (it->node == n) {
+      it->to_s = now_s;
+      break;
+    }
+  ++result_.restarts;
+  const auto& c = nodes[n]->counters();
+  retired_redelegations_ += c.redelegations;
+  retired_repairs_ += c.repairs_sent;
+  retired_forced_ += c.forced_tcp;
+  std::unique_ptr<Node> old = std::move(nodes[n]);
+  nodes[n] = std::make_unique<Node>(node_config_for(n), view_, island_cache_);
+  return old;
+}
+
+bool RunBook::up_throughout(NodeId n, double from_s, double to_s) const {
+  for (const auto& o : outages_)
+    if (o.node == n && o.from_s <= to_s && o.to_s > from_s) return false;
+  return true;
 }
 
 std::optional<std::uint32_t> RunBook::broadcast_index(const MessageId& id) const {
@@ -175,14 +218,17 @@ void RunBook::take_deliveries(NodeId n, Node& node, double now_s) {
       continue;
     }
     if (d->payload != payload_for(*b)) ++result_.corrupted;
-    auto& seen = delivered_[*b];
-    if (seen[n]) {
+    // Exactly once per life: a restarted node may deliver again what its earlier life delivered.
+    std::uint32_t& by = delivered_by_life_[*b][n];
+    if (by == life_[n] + 1) {
       ++result_.duplicates;
       continue;
     }
-    seen[n] = true;
-    ++delivered_total_;
+    by = life_[n] + 1;
+    if (owed_by_life_[*b][n] == by) ++delivered_total_;
     last_progress_s_ = now_s;
+    if (delivered_[*b][n]) continue;  // deliveries.csv keeps each node's first delivery
+    delivered_[*b][n] = true;
     if (d->flags & wire::Broadcast::kRepair) ++result_.traffic[*b].delivered_by_repair;
     else if (d->flags & wire::Broadcast::kForced) ++result_.traffic[*b].delivered_by_forced;
     result_.deliveries.push_back(DeliveryRecord{*b, n, d->round, now_s - start_s_[*b], d->channel});
@@ -242,28 +288,38 @@ double RunBook::done_fraction() const {
 
 RunResult RunBook::finish(const std::vector<std::unique_ptr<Node>>& nodes, std::uint64_t events, double simulated_s,
                           double wall_s) {
+  result_.redelegations = retired_redelegations_;
+  result_.repairs = retired_repairs_;
+  result_.forced_tcp = retired_forced_;
   for (const auto& node : nodes) {
     const auto& c = node->counters();
     result_.redelegations += c.redelegations;
     result_.repairs += c.repairs_sent;
     result_.forced_tcp += c.forced_tcp;
   }
-  // Expected deliveries that did not happen, to nodes that never crashed, and what we know of why.
+  // Expected deliveries that did not happen: to nodes up (in one life) from the broadcast's start to
+  // the end of the run, and what we know of why.
+  const double end_s = std::numeric_limits<double>::infinity();
+  std::vector<double> last_delivery_s(total_, 0.0);  // since the start: how long each broadcast was on its way
+  for (const auto& d : result_.deliveries) last_delivery_s[d.broadcast] = std::max(last_delivery_s[d.broadcast], d.time_s);
   for (std::uint32_t b = 0; b < total_; ++b) {
     if (delivered_[b].empty()) continue;  // never started
     bool crash_during = false;
-    for (double at : result_.crashed_at_s) crash_during = crash_during || at >= start_s_[b];
+    for (const auto& o : outages_) crash_during = crash_during || o.from_s >= start_s_[b];
     for (NodeId n = 0; n < n_; ++n) {
-      if (delivered_[b][n] || is_crashed(n)) continue;
+      const std::uint32_t owed = owed_by_life_[b][n];
+      if (owed == 0 || owed != life_[n] + 1 || down_[n] || delivered_by_life_[b][n] == owed) continue;
+      if (!up_throughout(n, start_s_[b], end_s)) continue;
       std::string cause = crash_during ? "crashed_delegate" : "never_reached";
-      // Unreachable: behind a NAT the origin is not in, with every gateway down before the broadcast
-      // could have passed one (an ack timeout after its start). Nothing can carry it there.
+      // Unreachable: behind a NAT the origin is not in, with no gateway up all the while the broadcast
+      // was on its way (to its last delivery anywhere, and an ack timeout more for the failure to be
+      // noticed). Nothing could carry it there.
       const NodeId origin = result_.broadcasts[b].origin;
       if (view_ && view_->behind_nat(n) && !view_->same_nat(n, origin)) {
+        const double until_s = start_s_[b] + last_delivery_s[b] + s_.protocol.ack_timeout_s;
         bool gateway_left = false;
         for (NodeId g : view_->gateways(n, s_.protocol.nat_links))
-          gateway_left = gateway_left || !is_crashed(g) ||
-                         result_.crashed_at_s[g] > start_s_[b] + s_.protocol.ack_timeout_s;
+          gateway_left = gateway_left || up_throughout(g, start_s_[b], until_s);
         if (!gateway_left) cause = "no_gateway";
       }
       result_.missing.push_back(MissingDelivery{b, n, std::move(cause)});

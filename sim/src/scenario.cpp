@@ -142,7 +142,8 @@ struct Schemas {
                {"nat", &leaf},
                {"multicast_send_broken", &leaf},
                {"multicast_recv_broken", &leaf},
-               {"multicast_fails_at", &leaf}},
+               {"multicast_fails_at", &leaf},
+               {"multicast_recovers_at", &leaf}},
               nullptr};
     subnet_list = {Schema::list, {}, &subnet};
     datacenter = {Schema::map, {{"name", &leaf}, {"subnets", &subnet_list}}, nullptr};
@@ -500,6 +501,7 @@ SubnetSpec convert_subnet(const YAML::Node& n, const Path& path) {
   if (f.has("multicast_recv_broken"))
     s.multicast_recv_broken = parse_index_list(f.get("multicast_recv_broken"), f.at("multicast_recv_broken"));
   f.read("multicast_fails_at", s.multicast_fails_at_s, parse_duration);
+  f.read("multicast_recovers_at", s.multicast_recovers_at_s, parse_duration);
   return s;
 }
 
@@ -701,6 +703,13 @@ void check(const Scenario& s) {
       check_indexes(sn.multicast_recv_broken, sn.nodes, sp / "multicast_recv_broken", "the subnet", false);
       if (std::isnan(sn.multicast_fails_at_s) || std::isinf(sn.multicast_fails_at_s))
         fail(sp / "multicast_fails_at", "must be a finite number");
+      if (sn.multicast_recovers_at_s >= 0) {
+        if (std::isinf(sn.multicast_recovers_at_s)) fail(sp / "multicast_recovers_at", "must be a finite number");
+        if (sn.multicast_fails_at_s < 0) fail(sp / "multicast_recovers_at", "needs multicast_fails_at (multicast must fail first)");
+        if (sn.multicast_recovers_at_s <= sn.multicast_fails_at_s)
+          fail(sp / "multicast_recovers_at", "must come after multicast_fails_at (" +
+                                                 std::to_string(sn.multicast_fails_at_s) + " s)");
+      }
     }
   }
   if (total > kMaxTotalNodes)
@@ -1251,7 +1260,11 @@ std::string explain(const Scenario& s) {
       if (!sn.multicast_recv_broken.empty())
         o << "      multicast receive broken at " << fmt_indexes(sn.multicast_recv_broken) << "\n";
       if (sn.multicast_loss > 0) o << "      multicast loss " << num(sn.multicast_loss * 100) << "% on top of the LAN's\n";
-      if (sn.multicast_fails_at_s >= 0) o << "      multicast fails at " << fmt_duration(sn.multicast_fails_at_s) << "\n";
+      if (sn.multicast_fails_at_s >= 0) {
+        o << "      multicast fails at " << fmt_duration(sn.multicast_fails_at_s);
+        if (sn.multicast_recovers_at_s >= 0) o << ", recovers at " << fmt_duration(sn.multicast_recovers_at_s);
+        o << "\n";
+      }
       first += sn.nodes;
       islands += sn.multicast ? 1 : sn.nodes;
     }
@@ -1350,6 +1363,8 @@ std::string to_yaml(const Scenario& s) {
       emit_indexes(y, "multicast_send_broken", sub.multicast_send_broken);
       emit_indexes(y, "multicast_recv_broken", sub.multicast_recv_broken);
       if (sub.multicast_fails_at_s >= 0) y << YAML::Key << "multicast_fails_at" << YAML::Value << secs(sub.multicast_fails_at_s);
+      if (sub.multicast_recovers_at_s >= 0)
+        y << YAML::Key << "multicast_recovers_at" << YAML::Value << secs(sub.multicast_recovers_at_s);
       y << YAML::EndMap;
     }
     y << YAML::EndSeq << YAML::EndMap;

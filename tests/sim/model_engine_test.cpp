@@ -308,3 +308,127 @@ TEST(ModelEngineMixed, MulticastSavesBytesOverTcpMode) {
   auto mixed = run_model(subnets(4, 32, Mode::mixed));
   EXPECT_LT(bytes(mixed) * 5, bytes(tcp));
 }
+
+// ---------------------------------------------------------------- restarts (crashes[].restart_after)
+
+namespace {
+// Two subnets (the second NATed unless told otherwise), `origins` broadcasting in turn, node
+// `victim` down from 0.3 s to 0.3 s + `down_s`.
+Scenario restart_scenario(Mode mode, NodeId victim, double down_s, bool nat = true, std::uint32_t nat_links = 2) {
+  Scenario s = one_subnet(6, 30);
+  s.datacenters[0].subnets[0].name = "open";
+  SubnetSpec natted;
+  natted.name = "natted";
+  natted.nodes = 4;
+  natted.nat = nat;
+  s.datacenters[0].subnets.push_back(natted);
+  s.protocol.mode = mode;
+  s.protocol.nat_links = nat_links;
+  s.workload.rate_per_s = 20;  // 1.5 s of broadcasts
+  s.workload.origins = {victim, 1, 7};
+  CrashSpec c;
+  c.at_s = 0.3;
+  c.nodes = {victim};
+  c.restart_after_s = down_s;
+  s.crashes.push_back(c);
+  validate(s);
+  return s;
+}
+
+// Whether every node that is up from broadcast b's start to the end delivered it: the checker's
+// `missing` list, tested here against the run's own records.
+void expect_restart_delivered(const RunResult& r, NodeId victim, double back_s) {
+  EXPECT_EQ(r.restarts, 1u);
+  EXPECT_TRUE(r.missing.empty()) << r.missing.size() << " missing, first at node " << r.missing.front().node;
+  EXPECT_EQ(r.duplicates, 0u);
+  EXPECT_EQ(r.invented, 0u);
+  std::uint32_t after = 0, from_victim_after = 0;
+  for (const auto& b : r.broadcasts) {
+    if (b.start_s < back_s) continue;
+    ++after;
+    from_victim_after += b.origin == victim ? 1 : 0;
+    const auto m = deliveries_of(r, b.index);
+    EXPECT_EQ(m.size(), r.scenario.total_nodes()) << "broadcast " << b.index << " from " << b.origin;
+    EXPECT_EQ(m.count(victim), 1u) << "the restarted node missed broadcast " << b.index;
+  }
+  EXPECT_GT(after, 10u);
+  // A new life starts its seqs again: peers must not take its broadcasts for old duplicates.
+  EXPECT_GT(from_victim_after, 3u);
+}
+}  // namespace
+
+TEST(ModelEngineRestart, ARestartedNodeOwesAndDeliversEveryBroadcastStartedOnceItIsBack) {
+  for (Mode mode : {Mode::tcp, Mode::mixed})
+    for (NodeId victim : {NodeId{2}, NodeId{8}}) {  // an open node, a NATed one
+      SCOPED_TRACE(std::string(to_string(mode)) + " victim " + std::to_string(victim));
+      const auto r = run_model(restart_scenario(mode, victim, 0.2));
+      expect_restart_delivered(r, victim, 0.5);
+    }
+}
+
+TEST(ModelEngineRestart, NatedNodesReconnectToARestartedGateway) {
+  // Node 0 is the only gateway (nat_links 1) of the NATed nodes 6..9: while it is down nothing can
+  // reach them from outside; once it is back their keepalives open the links again.
+  for (Mode mode : {Mode::tcp, Mode::mixed}) {
+    SCOPED_TRACE(to_string(mode));
+    Scenario s = restart_scenario(mode, 0, 0.1, true, 1);
+    s.workload.origins = {1, 2, 3};
+    s.workload.broadcasts = 60;  // 3 s
+    const auto r = run_model(s);
+    EXPECT_EQ(r.restarts, 1u);
+    EXPECT_EQ(r.duplicates, 0u);
+    for (const auto& m : r.missing) EXPECT_EQ(m.cause, "no_gateway") << "broadcast " << m.broadcast << " node " << m.node;
+    // Broadcasts that start a keepalive interval after the gateway is back reach everyone.
+    const double settled_s = 0.4 + 2 * s.protocol.ack_timeout_s;
+    std::uint32_t checked = 0;
+    for (const auto& b : r.broadcasts) {
+      if (b.start_s < settled_s) continue;
+      ++checked;
+      EXPECT_EQ(deliveries_of(r, b.index).size(), s.total_nodes()) << "broadcast " << b.index;
+    }
+    EXPECT_GT(checked, 3u);
+  }
+}
+
+TEST(ModelEngineRestart, FramesForTheOldLifeAreRefusedAndTheSenderHearsSo) {
+  // Restarted at once: copies sent to its old life while it was down arrive at the new one, which
+  // must refuse them (the sender's link fails and it re-delegates), not deliver them.
+  const auto r = run_model(restart_scenario(Mode::tcp, 2, 0.001, false));
+  EXPECT_EQ(r.restarts, 1u);
+  EXPECT_TRUE(r.missing.empty());
+  EXPECT_EQ(r.duplicates, 0u);
+  // Broadcasts started while it was down are not owed; it is not counted as live in the summary.
+  const auto m = deliveries_of(r, 0);
+  EXPECT_EQ(m.size(), r.scenario.total_nodes());
+}
+
+TEST(ModelEngineRestart, SameScenarioSameBytes) {
+  const Scenario s = restart_scenario(Mode::mixed, 8, 0.2);
+  const auto a = run_model(s), b = run_model(s);
+  ASSERT_EQ(a.deliveries.size(), b.deliveries.size());
+  for (std::size_t i = 0; i < a.deliveries.size(); ++i) {
+    EXPECT_EQ(a.deliveries[i].node, b.deliveries[i].node);
+    EXPECT_EQ(a.deliveries[i].time_s, b.deliveries[i].time_s);
+  }
+}
+
+TEST(ModelEngineMixed, MulticastThatRecoversIsUsedAgain) {
+  Scenario s = subnets(2, 16, Mode::mixed);
+  s.datacenters[0].subnets[1].multicast_fails_at_s = 1.0;
+  s.datacenters[0].subnets[1].multicast_recovers_at_s = 2.0;
+  s.workload.warmup_broadcasts = 0;
+  s.workload.broadcasts = 90;  // 20/s from about 0.7 s to 5.2 s
+  const auto r = run_model(s);
+  EXPECT_EQ(measured(r).deliveries, 90u * 32u);
+  EXPECT_EQ(r.duplicates, 0u);
+  EXPECT_TRUE(r.missing.empty());
+  std::size_t during = 0, after = 0;
+  for (const auto& d : r.deliveries) {
+    if (d.node < 16 || d.channel != Channel::multicast) continue;
+    const double at = r.broadcasts[d.broadcast].start_s + d.time_s;
+    if (at >= 1.0 && at < 2.0) ++during;
+    if (at > 4.0) ++after;  // relearned: beacons heard and confirmed again
+  }
+  EXPECT_EQ(during, 0u);
+  EXPECT_GT(after, 0u);
+}

@@ -1,6 +1,7 @@
 // Scenario loading: shipped files, error messages (file:line + key path), overrides, rescaling,
 // units, placement and the explanation text.
 #include "mixcast/sim/model_engine.hpp"
+#include "mixcast/sim/run_book.hpp"
 #include "mixcast/sim/scenario.hpp"
 
 #include <gmock/gmock.h>
@@ -362,7 +363,7 @@ TEST(ScenarioErrors, UnknownKey) {
   EXPECT_THAT(e, StartsWith("t.yaml:8: datacenters[0].subnets[1].nodez: unknown key in datacenters[0].subnets[1]"));
   EXPECT_THAT(e, HasSubstr("did you mean \"nodes\"?"));
   EXPECT_THAT(e, HasSubstr("allowed: name, nodes, lan, multicast, multicast_loss, nat, multicast_send_broken, "
-                           "multicast_recv_broken, multicast_fails_at)"));
+                           "multicast_recv_broken, multicast_fails_at, multicast_recovers_at)"));
   EXPECT_EQ(error_of("colour: blue\n" + kBase),
             "t.yaml:1: colour: unknown key at the top level (allowed: name, seed, time_limit, datacenters, wan, "
             "protocol, workload, crashes)");
@@ -707,7 +708,7 @@ TEST(ScenarioExplain, ListsEverythingAndLowerBounds) {
 }  // namespace mixcast::sim
 
 // restart_after is parsed and written back; the simulators refuse it rather than run without it.
-TEST(Scenario, RestartAfterIsKeptAndTheSimulatorsSayTheyDoNotRunIt) {
+TEST(Scenario, RestartAfterIsKeptAndTheNs3EngineSaysItDoesNotRunIt) {
   const auto s = mixcast::sim::load_scenario_text(
       "datacenters:\n  - name: dc\n    subnets:\n      - {name: a, nodes: 4}\n"
       "crashes:\n  - {at: 0.2s, nodes: [1], restart_after: 0.5s}\n",
@@ -715,10 +716,30 @@ TEST(Scenario, RestartAfterIsKeptAndTheSimulatorsSayTheyDoNotRunIt) {
   ASSERT_TRUE(s.crashes.at(0).restart_after_s);
   EXPECT_DOUBLE_EQ(*s.crashes[0].restart_after_s, 0.5);
   EXPECT_NE(mixcast::sim::to_yaml(s).find("restart_after"), std::string::npos);
+  EXPECT_EQ(mixcast::sim::run_model(s, {}).restarts, 1u);  // the model engine runs it
   try {
-    mixcast::sim::run_model(s, {});
-    ADD_FAILURE() << "the model engine ran a restart it does not simulate";
+    mixcast::sim::RunBook book(s, "ns3");
+    ADD_FAILURE() << "the ns3 engine's run book took a restart it does not simulate";
   } catch (const mixcast::sim::ScenarioError& e) {
     EXPECT_NE(std::string(e.what()).find("crashes[0].restart_after"), std::string::npos) << e.what();
   }
+}
+
+TEST(Scenario, MulticastRecoversAtIsParsedCheckedAndWrittenBack) {
+  const std::string base = "datacenters:\n  - name: dc\n    subnets:\n      - {name: a, nodes: 4";
+  const auto s = mixcast::sim::load_scenario_text(base + ", multicast_fails_at: 1s, multicast_recovers_at: 2.5s}\n", "r.yaml");
+  EXPECT_DOUBLE_EQ(s.datacenters[0].subnets[0].multicast_recovers_at_s, 2.5);
+  const auto back = mixcast::sim::load_scenario_text(mixcast::sim::to_yaml(s), "back.yaml");
+  EXPECT_DOUBLE_EQ(back.datacenters[0].subnets[0].multicast_recovers_at_s, 2.5);
+  auto error = [&](const std::string& keys) {
+    try {
+      mixcast::sim::load_scenario_text(base + keys + "}\n", "r.yaml");
+    } catch (const mixcast::sim::ScenarioError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(error(", multicast_recovers_at: 2s").find("needs multicast_fails_at"), std::string::npos);
+  EXPECT_NE(error(", multicast_fails_at: 2s, multicast_recovers_at: 1s").find("must come after multicast_fails_at"),
+            std::string::npos);
 }

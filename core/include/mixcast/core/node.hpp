@@ -52,6 +52,10 @@ inline Micros learning_time(const NodeConfig& c) {
   return c.mode == Mode::mixed ? 3 * c.beacon_interval + 4 * c.confirm_interval + 4 * c.ack_timeout / 10 : 0;
 }
 
+// How often a NATed node says hello to its gateways (keeping the links only it can open alive).
+// Engines that hold frames for a NATed peer until it connects wait at least twice this long.
+inline Micros nat_keepalive_interval(const NodeConfig& c) { return 2 * c.ack_timeout; }
+
 inline constexpr NodeId kMulticastGroup = UINT32_MAX;  // Transmit::to of a multicast
 
 // What a message is for. A frame may batch messages of several kinds; Transmit tallies them.
@@ -151,6 +155,11 @@ class Node {
   const Reachability& reachability() const { return reach_; }
 
  private:
+  void hello_gateways();  // a NATed node: a hello to each of its gateways (opens the links)
+  // A healthy hearer names us in a heard list at least every beacon interval (ticks add up to a
+  // confirm interval): not hearing from it for longer than this means it has gone silent.
+  Micros silent_after() const { return 2 * cfg_.beacon_interval + cfg_.confirm_interval; }
+  void hearer_confirmed(NodeId n, std::uint64_t highest, Micros now);  // tail repair after a silence
   struct Active {  // a broadcast this node still works on or has delegations outstanding for
     std::shared_ptr<const wire::Bytes> payload;
     std::uint8_t flags = 0;   // kControl for island announcements
@@ -245,6 +254,9 @@ class Node {
   std::uint32_t relay_tries_ = 0;  // while fail_pending resends through another gateway (see there)
   std::unordered_set<NodeId> suspected_;     // peers whose delegation failed: skipped until heard from
   std::unordered_set<NodeId> foreign_view_;  // peers known to hold another view: send id lists
+  // A NATed node says hello to its gateways this often: a gateway that restarted lost the link and
+  // cannot dial it back, and the hello on a dead link makes the link fail and open again.
+  Micros next_keepalive_ = kNever;
 
   // mixed mode
   Reachability reach_;

@@ -19,7 +19,8 @@ class OutputError : public std::runtime_error {
 
 // summary.json. Statistics cover the measured broadcasts only (warm-up broadcasts are
 // summarised apart under "warmup"). Definitions:
-// - a node is live if it never crashed (crashed_at_s[node] < 0);
+// - a node is live if it never crashed (crashed_at_s[node] < 0); restarted nodes are not live here
+//   (their deliveries are checked life by life through `missing`, see invariants.hpp);
 // - expected = measured broadcasts x live nodes; delivered = first deliveries of measured
 //   broadcasts at live nodes (the origin's local delivery counts, round 0);
 //   delivery_ratio = delivered / expected (1 when nothing is expected);

@@ -4,8 +4,10 @@
 //     datacenters = LAN + shortest WAN path (by latency, bottleneck bandwidth, queued per direction) + LAN;
 //   - TCP: a connection costs one round trip before its first frame; a lost segment is retransmitted
 //     after an RTO, and frames of a connection never overtake each other;
-//   - connections to crashed nodes fail after a round trip (reset); connections into a NAT subnet
-//     from outside it fail after the connect timeout unless the NAT side opened the connection;
+//   - connections to crashed nodes fail after a round trip (reset), and a restarted node starts with
+//     no connections; connections into a NAT subnet
+//     from outside it are never dialled: frames wait until the NAT side opens the connection (the
+//     engine holds them, as the real and ns-3 engines do);
 //   - multicast reaches the sender's subnet only, each receiver losing it independently.
 #pragma once
 #include <cstdint>
@@ -22,13 +24,14 @@ namespace mixcast::sim {
 class NetworkModel {
  public:
   using Nanos = std::int64_t;
-  static constexpr Nanos kConnectTimeout = 1'000'000'000;  // silently dropped SYNs give up after 1 s
   static constexpr Nanos kMinRto = 200'000'000;
 
   explicit NetworkModel(const Scenario& s);
 
   bool crashed(NodeId n) const { return crashed_[n]; }
   void crash(NodeId n) { crashed_[n] = true; }
+  // A crashed node's process starts again: it holds no connection (peers' old ones are dead).
+  void restart(NodeId n);
   std::uint32_t subnet_of(NodeId n) const { return subnet_of_[n]; }
   bool behind_nat(NodeId n) const { return subnets_[subnet_of_[n]].nat; }
 
@@ -41,6 +44,7 @@ class NetworkModel {
   struct Unicast {
     Nanos arrival = 0;
     std::optional<Nanos> failed_at;  // the connection could not be made: report a link failure then
+    bool held = false;  // `to` is behind a NAT and has no connection to `from`: wait for it to open one
   };
   Unicast unicast(NodeId from, NodeId to, std::size_t bytes, Nanos now, Rng& rng);
 
@@ -57,7 +61,7 @@ class NetworkModel {
     double bandwidth = 1e9, loss = 0;
     double multicast_loss = 0;  // LAN loss combined with the multicast-only loss
     bool multicast = true, nat = false;
-    Nanos multicast_fails_at = -1;
+    Nanos multicast_fails_at = -1, multicast_recovers_at = -1;
     std::vector<NodeId> members;
   };
   struct Connection {

@@ -90,6 +90,7 @@ struct RunResult {
   std::uint64_t repairs = 0;               // all runs long: messages resent because a multicast was missed
   std::uint64_t forced_tcp = 0;            // all run long: TCP copies sent to multicast-reachable nodes
   std::uint64_t redelegations = 0;         // delegations handed to another node after a failure
+  std::uint32_t restarts = 0;              // crashed nodes brought back (each as a new life)
   std::uint64_t bad_frames = 0;
   std::uint32_t islands = 0;               // islands known to the origins when measurement began
   double measured_from_s = 0;              // when the first measured broadcast was due

@@ -38,6 +38,7 @@ class RunBook {
   struct Crash {
     double at_s;
     NodeId node;
+    std::optional<double> restart_after_s;  // the entry's restart_after: back this long after at_s
   };
   // The scenario's crashes resolved to nodes (random picks never take an origin). Call once.
   std::vector<Crash> plan_crashes();
@@ -57,9 +58,15 @@ class RunBook {
   // it; nullopt if every node crashed. The caller then lets the engine send what the origin queued.
   std::optional<NodeId> start_broadcast(std::uint32_t index, std::vector<std::unique_ptr<Node>>& nodes,
                                         double now_s);
+  // Node n went down (a crash) at now_s. A node that is down is never an origin.
   void crashed(NodeId n, double now_s);
+  // Node n comes back at now_s as a new life: nodes[n] becomes a fresh core node with the next
+  // incarnation (its message ids and multicast stream are new). Returns the old core node, which the
+  // engine keeps until nothing refers to it. From now on it owes every broadcast that starts.
+  std::unique_ptr<Node> restarted(NodeId n, std::vector<std::unique_ptr<Node>>& nodes, double now_s);
   void bad_frame() { ++result_.bad_frames; }
-  bool is_crashed(NodeId n) const { return result_.crashed_at_s[n] >= 0; }
+  bool is_down(NodeId n) const { return down_[n]; }
+  std::uint32_t life(NodeId n) const { return life_[n]; }  // 0 until the first restart
 
   // Takes node n's deliveries and records first deliveries (duplicates are counted).
   void take_deliveries(NodeId n, Node& node, double now_s);
@@ -89,11 +96,27 @@ class RunBook {
 
   const Scenario& s_;
   std::uint32_t n_ = 0;
+  NodeConfig node_config_for(NodeId n) const;  // the core's configuration of node n's current life
+  // Whether node n was up without a break from `from_s` to `to_s` (one life all along).
+  bool up_throughout(NodeId n, double from_s, double to_s) const;
+
   std::shared_ptr<const View> view_;  // of make_nodes()
+  std::shared_ptr<IslandCache> island_cache_;
   Rng rng_;
   RunResult result_;
   std::map<MessageId, std::uint32_t> index_of_;
-  std::vector<std::vector<bool>> delivered_;  // per broadcast, per node
+  // Per broadcast, per node: whether any life delivered it (deliveries.csv keeps the first), which
+  // life (+1) delivered it last, and which life (+1) was up when it started (0: down, owes nothing).
+  std::vector<std::vector<bool>> delivered_;
+  std::vector<std::vector<std::uint32_t>> delivered_by_life_, owed_by_life_;
+  std::vector<bool> down_;
+  std::vector<std::uint32_t> life_;
+  struct Outage {
+    NodeId node;
+    double from_s, to_s;  // to_s: when it came back (infinity: never)
+  };
+  std::vector<Outage> outages_;
+  std::uint64_t retired_redelegations_ = 0, retired_repairs_ = 0, retired_forced_ = 0;  // earlier lives
   std::vector<double> start_s_;               // per broadcast
   std::uint64_t expected_total_ = 0, delivered_total_ = 0;
   std::uint32_t total_ = 0;    // broadcasts planned, warm-up included

@@ -28,6 +28,7 @@ struct SubnetSpec {
   std::vector<std::uint32_t> multicast_send_broken;  // their multicasts reach nobody
   std::vector<std::uint32_t> multicast_recv_broken;  // they hear no multicast
   double multicast_fails_at_s = -1;                  // >= 0: multicast stops working at this time
+  double multicast_recovers_at_s = -1;               // >= 0: and works again from this time on
 };
 
 struct DatacenterSpec {
