@@ -140,9 +140,13 @@ RunResult ModelRun::run() {
           net_.crash(e.node);
           book_.crashed(e.node, to_seconds(now_));
           for (auto it = held_.begin(); it != held_.end();) {  // what it had not sent yet dies with it
-            if (it->first.first == e.node)
-              for (const auto& h : it->second) book_.in_flight(h.data ? -1 : 0);
-            it = it->first.first == e.node ? held_.erase(it) : std::next(it);
+            if (it->first.first != e.node) {
+              ++it;
+              continue;
+            }
+            for (const auto& h : it->second)
+              if (h.data) book_.in_flight(-1);
+            it = held_.erase(it);
           }
         }
         break;

@@ -299,7 +299,6 @@ RunResult RunBook::finish(const std::vector<std::unique_ptr<Node>>& nodes, std::
   }
   // Expected deliveries that did not happen: to nodes up (in one life) from the broadcast's start to
   // the end of the run, and what we know of why.
-  const double end_s = std::numeric_limits<double>::infinity();
   std::vector<double> last_delivery_s(total_, 0.0);  // since the start: how long each broadcast was on its way
   for (const auto& d : result_.deliveries) last_delivery_s[d.broadcast] = std::max(last_delivery_s[d.broadcast], d.time_s);
   for (std::uint32_t b = 0; b < total_; ++b) {
@@ -307,9 +306,9 @@ RunResult RunBook::finish(const std::vector<std::unique_ptr<Node>>& nodes, std::
     bool crash_during = false;
     for (const auto& o : outages_) crash_during = crash_during || o.from_s >= start_s_[b];
     for (NodeId n = 0; n < n_; ++n) {
+      // Owed by the life that was up at the start, if that life is still up: no outage since then.
       const std::uint32_t owed = owed_by_life_[b][n];
       if (owed == 0 || owed != life_[n] + 1 || down_[n] || delivered_by_life_[b][n] == owed) continue;
-      if (!up_throughout(n, start_s_[b], end_s)) continue;
       std::string cause = crash_during ? "crashed_delegate" : "never_reached";
       // Unreachable: behind a NAT the origin is not in, with no gateway up all the while the broadcast
       // was on its way (to its last delivery anywhere, and an ack timeout more for the failure to be
