@@ -66,6 +66,16 @@ MessageId Node::start(wire::Bytes payload, std::uint8_t flags, Micros now) {
   const MessageId id{cfg_.self, control ? (kControlSeqBit | next_control_seq_++) : next_seq_++, cfg_.incarnation};
   if (!control) dedup_.insert(id);  // our own announcement is already claimed (announce_island)
   hold(id, 0, flags, payload);
+  cover_everyone(id, now);
+  release(id);
+  if (!control) {
+    ++counters_.delivered;
+    deliveries_.push_back(Delivery{id, 0, Channel::local, 0, std::move(payload)});
+  }
+  return id;
+}
+
+void Node::cover_everyone(const MessageId& id, Micros now) {
   if (mixed()) {
     // TCP tree over the other islands first, then one multicast into our own island.
     islands_.rebuild();
@@ -86,12 +96,17 @@ MessageId Node::start(wire::Bytes payload, std::uint8_t flags, Micros now) {
       mates_below = 0;
     cover(id, TargetSet::range(self_rank_, 1, others - mates_below), now);
   }
+}
+
+void Node::rescue(const MessageId& id, Micros now) {
+  auto it = refused_.find(id);
+  if (it == refused_.end()) return;
+  const Refused r = std::move(it->second);
+  refused_.erase(it);
+  ++counters_.rescues;
+  hold(id, r.round, r.flags, *r.payload);
+  cover_everyone(id, now);
   release(id);
-  if (!control) {
-    ++counters_.delivered;
-    deliveries_.push_back(Delivery{id, 0, Channel::local, 0, std::move(payload)});
-  }
-  return id;
 }
 
 wire::DecodeError Node::on_frame(NodeId from, Channel channel, const std::uint8_t* data, std::size_t len,
@@ -122,10 +137,17 @@ wire::DecodeError Node::on_frame(NodeId from, Channel channel, const std::uint8_
         ++counters_.repair_requests;
         enqueue(from, Channel::tcp, wire::RepairRequest{from, gap->first, gap->last, h->incarnation}, 0,
                 std::nullopt, TrafficKind::control);
+        auto& s = reach_.heard_from()[from];
+        if (s.asked_at == 0 || now - s.asked_at > keep_for()) s.asked_from = gap->first;
+        else s.asked_from = std::min(s.asked_from, gap->first);
+        s.asked_at = now;
       }
+      for (const auto& m : d.messages)
+        if (const auto* b = std::get_if<wire::Broadcast>(&m)) keep(from, h->incarnation, h->mseq, *b, now);
     }
   } else if (from != cfg_.self) {
     suspected_.erase(from);  // it is alive after all
+    progress_[from].last_frame = now;
   }
   for (auto& m : d.messages) handle(from, channel, std::move(m), now);
   return wire::DecodeError::none;
@@ -143,6 +165,10 @@ void Node::on_link_event(NodeId peer, LinkEvent event, Micros now) {
     if (p.peer == peer) tokens.push_back(token);
   std::sort(tokens.begin(), tokens.end());  // deterministic order
   for (auto token : tokens) fail_pending(token, now);
+  std::vector<MessageId> orphans;
+  for (const auto& [id, r] : refused_)
+    if (r.sender == peer) orphans.push_back(id);
+  for (const auto& id : orphans) rescue(id, now);
 }
 
 void Node::on_timeout(Micros now) {
@@ -151,11 +177,25 @@ void Node::on_timeout(Micros now) {
     deadlines_.pop();
     auto it = pending_.find(token);
     if (it == pending_.end() || it->second.deadline > now) continue;  // acked, or re-armed later
+    if (still_coming(it->second, token, now)) {
+      Pending& p = it->second;
+      ++p.extensions;
+      ++counters_.ack_waits;
+      p.waiting_since = now;
+      p.deadline = now + ack_wait(p.peer) * (Micros{1} << std::min<std::uint32_t>(p.extensions, 3));
+      deadlines_.emplace(p.deadline, token);
+      continue;
+    }
     ++counters_.ack_timeouts;
     suspected_.insert(it->second.peer);
     fail_pending(token, now);
   }
+  std::vector<MessageId> overdue;
+  for (const auto& [id, r] : refused_)
+    if (r.deadline <= now) overdue.push_back(id);
+  for (const auto& id : overdue) rescue(id, now);
   if (mixed() && now >= next_tick_) tick(now);
+  else if (mixed() && now >= next_tell_) tell_silences(now);
   if (now >= next_keepalive_) {
     hello_gateways();
     next_keepalive_ = now + nat_keepalive_interval(cfg_);
@@ -196,7 +236,8 @@ std::optional<Delivery> Node::poll_delivery() {
 }
 
 Micros Node::next_timeout() {
-  Micros next = std::min(mixed() ? next_tick_ : kNever, next_keepalive_);
+  Micros next = std::min(mixed() ? std::min(next_tick_, next_tell_) : kNever, next_keepalive_);
+  for (const auto& [id, r] : refused_) next = std::min(next, r.deadline);
   while (!deadlines_.empty()) {
     auto it = pending_.find(deadlines_.top().second);
     if (it != pending_.end() && it->second.deadline == deadlines_.top().first)
@@ -215,6 +256,7 @@ void Node::handle(NodeId from, Channel channel, wire::Message&& m, Micros now) {
     // repair, everything we sent before that (tick() keeps list_covers_mseq_).
     if (auto* l = std::get_if<wire::HeardList>(&m); l && mixed() && l->contains(cfg_.self))
       hearer_confirmed(from, list_covers_mseq_, now);
+    if (auto* c = std::get_if<wire::Confirm>(&m); c && mixed() && c->sender != cfg_.self) silence_told(from, *c, now);
     return;
   }
   if (auto* a = std::get_if<wire::Ack>(&m)) return handle_ack(from, *a, now);
@@ -289,7 +331,14 @@ void Node::handle_broadcast(NodeId from, Channel channel, wire::Broadcast&& b, M
           wire::Ack{b.origin, b.seq, understood ? wire::AckStatus::accepted : wire::AckStatus::view_mismatch,
                     view_->hash(), b.incarnation},
           0, id, TrafficKind::ack);
-  if (!understood) return;
+  if (!understood) {
+    if (!relay && !refused_.count(id))
+      refused_.emplace(id, Refused{from, now + 4 * ack_wait(from), b.round,
+                                   static_cast<std::uint8_t>(b.flags & wire::Broadcast::kControl),
+                                   std::make_shared<const wire::Bytes>(b.payload)});
+    return;
+  }
+  refused_.erase(id);  // resent so that we could read it
   hold(id, b.round, b.flags & wire::Broadcast::kControl, b.payload, relay);
   if (relay) {
     // We are the gateway of the delegate: hand it the whole delegation over its link.
@@ -349,7 +398,8 @@ bool Node::interpret_targets(const wire::Broadcast& b, TargetSet& out) {
 }
 
 void Node::handle_repair_request(NodeId from, const wire::RepairRequest& r) {
-  if (r.sender != cfg_.self || r.incarnation != cfg_.incarnation) return;  // another life's stream
+  if (r.sender != cfg_.self) return resend_kept(from, r);
+  if (r.incarnation != cfg_.incarnation) return;  // another life's stream
   // What the last tail repair (tick) resent needs no second copy.
   std::uint64_t first = r.from_mseq, last = r.to_mseq;
   if (auto h = reach_.hearers().find(from); h != reach_.hearers().end() && h->second.resent_to > 0) {
@@ -380,8 +430,19 @@ void Node::handle_ack(NodeId from, const wire::Ack& ack, Micros now) {
   const std::uint64_t token = it->second.front();
   it->second.erase(it->second.begin());
   if (it->second.empty()) awaiting_ack_.erase(it);
+  auto& progress = progress_[from];
+  progress.latest_acked = std::max(progress.latest_acked, token);
   auto p = pending_.find(token);
   if (p == pending_.end()) return;
+  const Micros sample = now - p->second.sent_at;
+  if (progress.srtt == 0) {
+    progress.srtt = std::max<Micros>(sample, 1);
+    progress.rttvar = sample / 2;
+  } else {
+    const Micros err = progress.srtt > sample ? progress.srtt - sample : sample - progress.srtt;
+    progress.rttvar = (3 * progress.rttvar + err) / 4;
+    progress.srtt = std::max<Micros>((7 * progress.srtt + sample) / 8, 1);
+  }
   Pending pend = std::move(p->second);
   pending_.erase(p);
   if (ack.status == wire::AckStatus::view_mismatch) {
@@ -571,10 +632,32 @@ void Node::send_delegation(const MessageId& id, NodeId head, TargetSet set, Micr
 void Node::await_ack(Active& a, NodeId peer, NodeId head, const MessageId& id, TargetSet set, Micros now) {
   ++a.pending;  // fail_pending or handle_ack releases it
   const std::uint64_t token = next_token_++;
-  const Micros deadline = now + cfg_.ack_timeout;
-  pending_.emplace(token, Pending{peer, head, id, std::move(set), deadline, peer != head ? relay_tries_ : 0u});
+  const Micros deadline = now + ack_wait(peer);
+  pending_.emplace(token, Pending{peer, head, id, std::move(set), deadline, peer != head ? relay_tries_ : 0u, now, now, 0});
   awaiting_ack_[AckKey{peer, id}].push_back(token);
   deadlines_.emplace(deadline, token);
+}
+
+// An ack deadline passed. TCP is reliable: a peer that is alive gets our delegation, unless its link
+// breaks (the link event fails it). So a delegate that has kept talking to us through this wait,
+// and acked nothing we sent it after this delegation (acks come in order), is only behind: our
+// stream to it is congested, and handing its targets to someone else would add load where there is
+// too much. Wait longer, with backoff, a bounded number of times; a peer that stays silent for a
+// whole wait, or acked something later, has lost it.
+// ack_timeout, or longer for a peer whose acks have been slow (a congested stream to it): as TCP
+// sets its RTO, the smoothed delay plus four deviations.
+Micros Node::ack_wait(NodeId peer) const {
+  auto it = progress_.find(peer);
+  if (it == progress_.end() || it->second.srtt == 0) return cfg_.ack_timeout;
+  return std::max(cfg_.ack_timeout, it->second.srtt + 4 * it->second.rttvar);
+}
+
+bool Node::still_coming(const Pending& p, std::uint64_t token, Micros now) const {
+  constexpr std::uint32_t kMaxExtensions = 8;  // with the backoff: about 50 ack timeouts in all
+  if (p.extensions >= kMaxExtensions) return false;
+  auto it = progress_.find(p.peer);
+  if (it == progress_.end() || it->second.last_frame == kNever) return false;
+  return it->second.last_frame > p.waiting_since && it->second.last_frame <= now && it->second.latest_acked < token;
 }
 
 void Node::fail_pending(std::uint64_t token, Micros now) {
@@ -700,7 +783,7 @@ void Node::multicast_heard(const std::vector<NodeId>& heard, Micros now) {
     wire::HeardList list;
     list.runs.assign(runs.begin() + static_cast<std::ptrdiff_t>(first), runs.begin() + static_cast<std::ptrdiff_t>(last));
     ++counters_.heard_lists;
-    multicast(std::nullopt, now, std::move(list));
+    multicast(std::nullopt, now, {std::move(list)});
     first = last;
   }
 }
@@ -713,11 +796,11 @@ std::uint64_t Node::mseq_sent_by(Micros t) const {
   return 0;
 }
 
-void Node::multicast(std::optional<wire::Broadcast> b, Micros now, std::optional<wire::HeardList> heard) {
+void Node::multicast(std::optional<wire::Broadcast> b, Micros now, std::vector<wire::Message> extra) {
   const std::uint64_t m = ++mseq_;
   last_beacon_ = now;  // any multicast serves as a beacon
   std::vector<wire::Message> msgs{wire::McastHeader{cfg_.self, m, cfg_.incarnation}};
-  if (heard) msgs.push_back(std::move(*heard));
+  for (auto& x : extra) msgs.push_back(std::move(x));
   std::optional<MessageId> subject;
   if (b) {
     msgs.push_back(*b);
@@ -753,6 +836,77 @@ void Node::hearer_confirmed(NodeId n, std::uint64_t highest, Micros now) {
     }
   }
   reach_.confirmed(n, highest, now);
+}
+
+// ---- repair by peers: a sender that fell silent right after a multicast (it crashed, say) can no
+// longer repair the members that missed it, and they may not even know they did (no later mseq
+// shows the gap). Those that heard it tell the island how far they heard; a member that heard
+// less, or still waits for a gap it asked the sender for, asks one of them for what it kept.
+
+void Node::keep(NodeId sender, std::uint64_t incarnation, std::uint64_t mseq, const wire::Broadcast& b, Micros now) {
+  while (!kept_.empty() && now - kept_.front().at > keep_for()) kept_.pop_front();
+  kept_.push_back(Kept{sender, incarnation, mseq, now, b});
+}
+
+void Node::tell_silences(Micros now) {
+  while (!kept_.empty() && now - kept_.front().at > keep_for()) kept_.pop_front();
+  // A silence is noticed by every member at about the same time: each waits a random part of a
+  // confirm interval before telling, and one that hears another tell as much first stays quiet
+  // (silence_told), so a big island sends a few of these, not one per member.
+  std::vector<wire::Message> told;
+  next_tell_ = kNever;
+  for (auto& [sender, h] : reach_.heard_from()) {
+    if (now - h.last_heard <= silent_after()) {
+      h.tell_at = -1;
+      continue;
+    }
+    if (h.silence_noticed != h.last_heard) {
+      h.silence_noticed = h.last_heard;
+      // Only a silence that follows data matters, and only while we still hold that data.
+      const bool holding = std::any_of(kept_.begin(), kept_.end(), [&, s = sender](const Kept& k) {
+        return k.sender == s && k.incarnation == h.incarnation;
+      });
+      h.tell_at = holding ? now + static_cast<Micros>(rng_.below(static_cast<std::uint64_t>(cfg_.confirm_interval) + 1))
+                          : -1;
+    }
+    if (h.tell_at < 0) continue;
+    if (h.tell_at <= now) {
+      told.push_back(wire::Confirm{sender, h.highest, 0, h.incarnation});
+      h.tell_at = -1;
+    } else {
+      next_tell_ = std::min(next_tell_, h.tell_at);
+    }
+  }
+  if (told.empty()) return;
+  counters_.silences_told += told.size();
+  multicast(std::nullopt, now, std::move(told));
+}
+
+void Node::silence_told(NodeId from, const wire::Confirm& c, Micros now) {
+  auto it = reach_.heard_from().find(c.sender);
+  if (it == reach_.heard_from().end() || it->second.incarnation != c.incarnation) return;  // not our stream
+  Reachability::Heard& h = it->second;
+  if (c.highest_mseq >= h.highest) h.tell_at = -1;  // told as much as we would: no need to tell it again
+  // A sender we still hear repairs us itself (our own gap detection is untouched by this); one
+  // ask per silence: the first member that heard more answers it.
+  if (now - h.last_heard <= silent_after() || h.peer_asked_for == h.last_heard) return;
+  std::uint64_t first = h.highest + 1;
+  if (h.asked_at != 0 && now - h.asked_at <= keep_for()) first = std::min(first, h.asked_from);
+  if (first > c.highest_mseq) return;  // we heard as much, and wait for nothing
+  h.peer_asked_for = h.last_heard;
+  ++counters_.repair_requests;
+  enqueue(from, Channel::tcp, wire::RepairRequest{c.sender, first, c.highest_mseq, c.incarnation}, 0, std::nullopt,
+          TrafficKind::control);
+}
+
+void Node::resend_kept(NodeId to, const wire::RepairRequest& r) {
+  for (const Kept& k : kept_) {
+    if (k.sender != r.sender || k.incarnation != r.incarnation || k.mseq < r.from_mseq || k.mseq > r.to_mseq) continue;
+    wire::Broadcast b = k.message;
+    b.flags |= wire::Broadcast::kRepair;
+    ++counters_.repairs_sent;
+    enqueue(to, Channel::tcp, b, b.round, b.id(), TrafficKind::repair);
+  }
 }
 
 void Node::tick(Micros now) {
@@ -810,6 +964,7 @@ void Node::tick(Micros now) {
       h.repaired_to = h.resent_to = settled_mseq;
     }
   }
+  tell_silences(now);
   if (now - last_beacon_ >= cfg_.beacon_interval || mseq_ == 0) {
     ++counters_.beacons;
     multicast(std::nullopt, now);

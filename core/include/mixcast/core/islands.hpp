@@ -32,6 +32,12 @@ class Reachability {
     Micros last_heard = 0;
     Micros streak_since = 0;  // heard without a gap longer than the expiry since then
     bool listed = false;      // named in one of our heard lists during this streak
+    // Repair from peers, when this sender falls silent (see Node::tick):
+    Micros silence_noticed = -1;  // the last_heard whose silence was already told to the island
+    std::uint64_t asked_from = 0;  // lowest mseq asked of the sender since asked_at
+    Micros asked_at = 0;          // when a gap was last asked of the sender (0: never)
+    Micros peer_asked_for = -1;   // the last_heard whose silence we already asked a member about
+    Micros tell_at = -1;          // when we tell its silence, unless another member told first
   };
   struct Hearer {  // what a receiver confirmed hearing from this node
     std::uint64_t highest = 0;

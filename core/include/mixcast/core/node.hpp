@@ -5,6 +5,7 @@
 //   outputs: poll_transmit(), poll_delivery(), next_timeout()
 #pragma once
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <map>
@@ -104,6 +105,7 @@ struct NodeCounters {
   std::uint64_t delegations = 0;      // sends that handed over targets
   std::uint64_t acks_received = 0;
   std::uint64_t ack_timeouts = 0;
+  std::uint64_t ack_waits = 0;        // ack deadlines extended: the delegate is alive, our stream to it behind
   std::uint64_t link_failures = 0;
   std::uint64_t redelegations = 0;    // failed delegations whose targets were handed on again
   std::uint64_t view_mismatches = 0;  // delegations resent as id lists
@@ -114,10 +116,12 @@ struct NodeCounters {
   std::uint64_t confirms_sent = 0;    // TCP confirmations, to senders that do not hear our lists
   std::uint64_t repair_requests = 0;  // gaps detected in someone's multicast sequence
   std::uint64_t repairs_sent = 0;     // messages resent over TCP (asked for, or missing confirmations)
+  std::uint64_t silences_told = 0;    // multicast confirmations of a sender that fell silent
   std::uint64_t forced_tcp = 0;       // TCP copies to multicast-reachable members
   std::uint64_t unconfirmed_tcp = 0;  // TCP sends to island members that have not confirmed hearing us
   std::uint64_t announcements = 0;    // island announcements originated
   std::uint64_t relayed = 0;          // delegations forwarded to a NATed node as its gateway
+  std::uint64_t rescues = 0;          // refused delegations whose sender failed: we covered everyone
 };
 
 class Node {
@@ -160,6 +164,13 @@ class Node {
   // confirm interval): not hearing from it for longer than this means it has gone silent.
   Micros silent_after() const { return 2 * cfg_.beacon_interval + cfg_.confirm_interval; }
   void hearer_confirmed(NodeId n, std::uint64_t highest, Micros now);  // tail repair after a silence
+  // Others' multicast broadcasts are kept this long: a member that missed one from a sender that
+  // then fell silent asks us (see tick). Long enough for the silence to be noticed and told.
+  Micros keep_for() const { return cfg_.reach_expiry + silent_after(); }
+  void keep(NodeId sender, std::uint64_t incarnation, std::uint64_t mseq, const wire::Broadcast& b, Micros now);
+  void tell_silences(Micros now);  // see tick
+  void silence_told(NodeId from, const wire::Confirm& c, Micros now);
+  void resend_kept(NodeId to, const wire::RepairRequest& r);
   struct Active {  // a broadcast this node still works on or has delegations outstanding for
     std::shared_ptr<const wire::Bytes> payload;
     std::uint8_t flags = 0;   // kControl for island announcements
@@ -175,7 +186,18 @@ class Node {
     TargetSet set;  // the delegated set (node or island positions), the delegate's unit first
     Micros deadline = 0;
     std::uint32_t relay_tries = 0;  // through a gateway: how many gateways failed it before
+    Micros sent_at = 0;
+    Micros waiting_since = 0;       // start of the current wait (the send, or the last extension)
+    std::uint32_t extensions = 0;   // waits extended because the peer is alive and behind (see there)
   };
+  // What we know of a peer's TCP stream to us, to tell a peer that is behind from one that is gone.
+  struct PeerProgress {
+    Micros last_frame = kNever;       // when its last frame arrived (kNever: none yet)
+    std::uint64_t latest_acked = 0;   // token of the latest delegation to it that it acked
+    Micros srtt = 0, rttvar = 0;      // delegation to ack, smoothed as RFC 6298 does (0: no sample)
+  };
+  Micros ack_wait(NodeId peer) const;  // the first wait for an ack from `peer`
+  bool still_coming(const Pending& p, std::uint64_t token, Micros now) const;
   struct Outgoing {
     NodeId to;
     Channel channel;
@@ -190,6 +212,12 @@ class Node {
       parts.push_back(TransmitPart{about, k, static_cast<std::uint32_t>(frame.size() - before)});
     }
   };
+  struct Kept {  // another member's multicast broadcast, kept a while (see keep_for)
+    NodeId sender;
+    std::uint64_t incarnation, mseq;
+    Micros at;
+    wire::Broadcast message;
+  };
   struct Retained {  // a multicast kept for repair
     std::uint64_t mseq;
     Micros at;
@@ -198,6 +226,18 @@ class Node {
 
   bool mixed() const { return cfg_.mode == Mode::mixed; }
   MessageId start(wire::Bytes payload, std::uint8_t flags, Micros now);
+  void cover_everyone(const MessageId& id, Micros now);  // as the origin plans: every other member
+  // A delegation we could not read (view mismatch) waits for its sender to resend it as a list. If
+  // the sender fails first, nobody else knows its targets: we cover everyone (duplicates are
+  // dropped), so that no member misses a message we delivered.
+  struct Refused {
+    NodeId sender = 0;
+    Micros deadline = 0;
+    std::uint32_t round = 0;
+    std::uint8_t flags = 0;
+    std::shared_ptr<const wire::Bytes> payload;
+  };
+  void rescue(const MessageId& id, Micros now);
   void handle(NodeId from, Channel channel, wire::Message&& m, Micros now);
   void handle_broadcast(NodeId from, Channel channel, wire::Broadcast&& b, Micros now);
   void handle_ack(NodeId from, const wire::Ack& a, Micros now);
@@ -224,7 +264,8 @@ class Node {
   void send_leaf(const MessageId& id, Active& a, NodeId to, std::uint8_t flags, Micros now);
   void leaf_to_suspect(const MessageId& id, NodeId suspect, Micros now);  // a copy for a peer we stopped delegating to
   void await_ack(Active& a, NodeId peer, NodeId head, const MessageId& id, TargetSet set, Micros now);
-  void multicast(std::optional<wire::Broadcast> b, Micros now, std::optional<wire::HeardList> heard = std::nullopt);
+  // One datagram: our header, then `extra` (a heard list, confirmations), then the broadcast if any.
+  void multicast(std::optional<wire::Broadcast> b, Micros now, std::vector<wire::Message> extra = {});
   void multicast_heard(const std::vector<NodeId>& heard, Micros now);  // sorted ids, in datagram-sized lists
   std::uint64_t mseq_sent_by(Micros t) const;  // our last multicast sent at or before t (0: none retained)
   const Retained* retained(std::uint64_t mseq) const;  // nullptr if not (or no longer) kept
@@ -253,6 +294,8 @@ class Node {
   std::uint64_t next_token_ = 1;
   std::uint32_t relay_tries_ = 0;  // while fail_pending resends through another gateway (see there)
   std::unordered_set<NodeId> suspected_;     // peers whose delegation failed: skipped until heard from
+  std::unordered_map<NodeId, PeerProgress> progress_;
+  std::map<MessageId, Refused> refused_;
   std::unordered_set<NodeId> foreign_view_;  // peers known to hold another view: send id lists
   // A NATed node says hello to its gateways this often: a gateway that restarted lost the link and
   // cannot dial it back, and the hello on a dead link makes the link fail and open again.
@@ -263,6 +306,8 @@ class Node {
   IslandView islands_;
   std::uint64_t mseq_ = 0;
   std::vector<Retained> retained_;  // ring of cfg_.retention entries
+  std::deque<Kept> kept_;  // by arrival
+  Micros next_tell_ = kNever;  // the earliest silence to tell (see tell_silences)
   Micros next_tick_ = 0;
   Micros last_beacon_ = 0;
   Micros last_list_ = 0;  // heard lists go out this often even while data multicasts replace beacons

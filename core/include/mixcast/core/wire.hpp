@@ -119,6 +119,8 @@ struct McastHeader {
 
 // A receiver tells a multicast sender what it heard: highest mseq seen, and how many of the last
 // `window` datagrams arrived. Sent now and then, not per message (amortised, O(1) bytes).
+// Over TCP to the sender itself; multicast to the island when the sender fell silent (a member
+// that heard less asks the confirmer for the rest, see Node::tick).
 struct Confirm {
   NodeId sender = 0;  // whose multicasts were heard
   std::uint64_t highest_mseq = 0;
@@ -130,7 +132,9 @@ struct Confirm {
   }
 };
 
-// Ask a multicast sender to resend, over TCP, what it multicast in [from_mseq, to_mseq].
+// Ask a multicast sender to resend, over TCP, what it multicast in [from_mseq, to_mseq]; or ask an
+// island member that confirmed more of a silent sender's stream than we heard (sender is not the
+// one asked) to resend what it kept of it.
 struct RepairRequest {
   NodeId sender = 0;
   std::uint64_t from_mseq = 0;
