@@ -40,6 +40,10 @@ void configure_ns3(const Scenario& s) {
   // core hears the link failed. NodeApp has no dial timeout of its own.
   ns3::Config::SetDefault("ns3::TcpSocket::ConnTimeout", ns3::TimeValue(ns3::Seconds(1)));
   ns3::Config::SetDefault("ns3::TcpSocket::ConnCount", ns3::UintegerValue(3));
+  // Data: Linux retransmits an unacked segment 15 times (tcp_retries2, about 15 minutes with
+  // backoff) before it gives up on a connection; ns-3's default of 6 (12.6 s from a 200 ms RTO)
+  // drops connections that are only congested, and the frames TCP had accepted with them.
+  ns3::Config::SetDefault("ns3::TcpSocket::DataRetries", ns3::UintegerValue(15));
   // A host that first talks to many neighbours queues more than ARP's default 3 packets each.
   ns3::Config::SetDefault("ns3::ArpCache::PendingQueueSize", ns3::UintegerValue(64));
   // ARP requests wait a random 0-10 ms by default (collision avoidance on radio links): not on a LAN.

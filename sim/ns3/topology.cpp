@@ -34,6 +34,7 @@ class LanLossModel : public ns3::ErrorModel {
     double loss = 0;            // every frame
     double multicast_loss = 0;  // multicast frames, all causes combined
     bool recv_broken = false;
+    bool no_multicast = false;  // drop every multicast frame (a switch port that forwards none)
     std::shared_ptr<const std::set<ns3::Mac48Address>> send_broken;
     ns3::Time fails_at = ns3::Time(-1);     // negative: never
     ns3::Time recovers_at = ns3::Time(-1);  // negative: never (once failed)
@@ -54,7 +55,7 @@ class LanLossModel : public ns3::ErrorModel {
     p->PeekHeader(eth);
     const bool multicast = eth.GetDestination().IsGroup() && !eth.GetDestination().IsBroadcast();
     if (!multicast) return rules_.loss > 0 && rng_->GetValue() < rules_.loss;
-    if (rules_.recv_broken || (rules_.send_broken && rules_.send_broken->count(eth.GetSource())) ||
+    if (rules_.no_multicast || rules_.recv_broken || (rules_.send_broken && rules_.send_broken->count(eth.GetSource())) ||
         failed_now())
       return true;
     return rules_.multicast_loss > 0 && rng_->GetValue() < rules_.multicast_loss;
@@ -162,6 +163,21 @@ Topology build_topology(const sim::Scenario& s, LinkBytes& link_bytes) {
         ports.Add(cable.Get(1));
       }
       ns3::BridgeHelper().Install(lan_switch, ports);
+      // Multicast the subnet does not carry (none at all, failed for a while, or a member that
+      // cannot send it) stops at the switch: flooded to every port it would take bandwidth that the
+      // real network never spends. (Members that cannot receive it drop it at their own port.)
+      for (std::uint32_t j = 0; j < hosts_of[k].size(); ++j) {
+        const bool cannot_send = std::find(sub.multicast_send_broken.begin(), sub.multicast_send_broken.end(), j) !=
+                                 sub.multicast_send_broken.end();
+        if (sub.multicast && !cannot_send && sub.multicast_fails_at_s < 0) continue;
+        LanLossModel::Rules ingress;
+        ingress.no_multicast = !sub.multicast || cannot_send;
+        if (sub.multicast_fails_at_s >= 0) ingress.fails_at = seconds(sub.multicast_fails_at_s);
+        if (sub.multicast_recovers_at_s >= 0) ingress.recovers_at = seconds(sub.multicast_recovers_at_s);
+        auto model = ns3::CreateObject<LanLossModel>();
+        model->Configure(std::move(ingress), 0);  // draws no random numbers
+        ports.Get(j)->SetAttribute("ReceiveErrorModel", ns3::PointerValue(model));
+      }
       // The LAN's bytes: every frame once, as its sender puts it on its cable.
       const std::string where = s.datacenters[d].name + "/" + sub.name;
       const std::uint32_t lan_link = link_bytes.add_link("lan:" + where, sim::LinkKind::lan);

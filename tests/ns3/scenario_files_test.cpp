@@ -1,8 +1,9 @@
 // Regression scenario files (tests/scenarios/*.yaml) run on the ns-3 engine: cases where ns-3's TCP
 // mode lost deliveries that the model engine makes (lost SYNs taken for failed links, frames for
-// NATed peers dialled through a NAT, frames left on a connection that was given up). Each must
-// hold every invariant (every live node delivers every broadcast, nothing invented, ...), end by
-// itself (complete or quiet, never the time limit), and give the same tables when run again.
+// NATed peers dialled through a NAT, frames left on a connection that was given up, congested
+// streams taken for dead delegates). Each must hold every invariant (every live node delivers
+// every broadcast, nothing invented, ...), end by itself (complete or quiet, never the time
+// limit), and give the same tables when run again.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -63,7 +64,7 @@ TEST_P(ScenarioFile, Ns3DeliversEverythingAndEndsByItself) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Regressions, ScenarioFile,
-                         ::testing::Values("tcp-lan-loss", "tcp-nat-first-frames", "tcp-nat-lan-loss"),
+                         ::testing::Values("tcp-lan-loss", "tcp-nat-first-frames", "tcp-nat-lan-loss", "tcp-congested-lan"),
                          [](const auto& param_info) {
                            std::string n = param_info.param;
                            for (char& c : n)
