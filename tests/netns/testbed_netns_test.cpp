@@ -10,6 +10,9 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
 #include <thread>
 
 #include "mixcast/sim/model_engine.hpp"
@@ -29,25 +32,43 @@ std::string scenario_path(const std::string& name) { return std::string(MIXCAST_
 struct TestbedRun {
   int exit_code = -1;
   nlohmann::json summary;
+  std::string log;                       // the testbed's progress notes and summary, for failures
+  std::vector<std::string> deliveries;   // deliveries.csv rows (header first)
+  // The deliveries.csv rows whose round is above `round`, to show where a run took longer.
+  std::string rows_above(std::uint32_t round) const {
+    std::string out;
+    for (std::size_t i = 1; i < deliveries.size(); ++i) {
+      std::stringstream row(deliveries[i]);
+      std::string broadcast, node, r;
+      if (std::getline(row, broadcast, ',') && std::getline(row, node, ',') && std::getline(row, r, ',') &&
+          std::stoul(r) > round)
+        out += deliveries[i] + "\n";
+    }
+    return deliveries.empty() ? "" : deliveries.front() + "\n" + out;
+  }
 };
 
 // Runs the testbed and reads the summary.json it wrote.
 TestbedRun testbed(const std::string& scenario, const std::vector<std::string>& args) {
   const fs::path out = fs::temp_directory_path() / ("mixcast-netns-test-" + std::to_string(getpid()));
   fs::remove_all(out);
-  std::string cmd = std::string(MIXCAST_TESTBED_BINARY) + " run " + scenario_path(scenario) + " --net netns -q --out " +
+  // Not quiet: the progress notes (island gate, crashes) explain a failure.
+  std::string cmd = std::string(MIXCAST_TESTBED_BINARY) + " run " + scenario_path(scenario) + " --net netns --out " +
                     out.string();
   for (const auto& a : args) cmd += " " + a;
   cmd += " > " + (out.string() + ".log") + " 2>&1";
   TestbedRun r;
   const int status = std::system(cmd.c_str());
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  {
+    std::ifstream log(out.string() + ".log");
+    r.log.assign(std::istreambuf_iterator<char>(log), {});
+  }
   std::ifstream in(out / "summary.json");
   if (in) in >> r.summary;
-  else {
-    std::ifstream log(out.string() + ".log");
-    std::cerr << "testbed output:\n" << log.rdbuf();
-  }
+  else std::cerr << "testbed output:\n" << r.log;
+  std::ifstream rows(out / "deliveries.csv");
+  for (std::string line; std::getline(rows, line);) r.deliveries.push_back(line);
   fs::remove_all(out);
   fs::remove(out.string() + ".log");
   return r;
@@ -82,11 +103,14 @@ TEST_P(NetnsTestbed, DeliversEverythingInTheModelsRounds) {
   REQUIRE_ROOT();
   const auto [scenario, nodes, mode] = GetParam();
   const TestbedRun r = testbed(scenario, {"--nodes", std::to_string(nodes), "--mode", mode});
-  ASSERT_EQ(r.exit_code, 0);
+  ASSERT_EQ(r.exit_code, 0) << r.log;
   EXPECT_EQ(r.summary["engine"], "real");
-  EXPECT_EQ(r.summary["delivery_ratio"], 1.0);
+  EXPECT_EQ(r.summary["delivery_ratio"], 1.0) << r.log;
   EXPECT_EQ(r.summary["duplicates"], 0);
-  EXPECT_EQ(r.summary["rounds"]["max"], model_rounds(scenario, nodes, mode)) << r.summary["rounds"].dump();
+  const std::uint32_t model = model_rounds(scenario, nodes, mode);
+  EXPECT_EQ(r.summary["rounds"]["max"], model) << r.summary["rounds"].dump() << "\n"
+                                               << r.log << "deliveries above round " << model << ":\n"
+                                               << r.rows_above(model);
   EXPECT_TRUE(real::NetnsLab::existing_namespaces().empty());
 }
 
