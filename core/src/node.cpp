@@ -638,6 +638,14 @@ void Node::await_ack(Active& a, NodeId peer, NodeId head, const MessageId& id, T
   deadlines_.emplace(deadline, token);
 }
 
+bool Node::awaits_delegations() const {
+  for (const auto& [token, p] : pending_)
+    if (!(p.id.seq & kControlSeqBit)) return true;
+  for (const auto& [id, r] : refused_)
+    if (!(id.seq & kControlSeqBit)) return true;
+  return false;
+}
+
 // An ack deadline passed. TCP is reliable: a peer that is alive gets our delegation, unless its link
 // breaks (the link event fails it). So a delegate that has kept talking to us through this wait,
 // and acked nothing we sent it after this delegation (acks come in order), is only behind: our

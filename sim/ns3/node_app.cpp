@@ -7,6 +7,7 @@
 #include "ns3/simulator.h"
 #include "ns3/tcp-socket-factory.h"
 #include "ns3/udp-socket-factory.h"
+#include "ns3/uinteger.h"
 
 #include "link_bytes.hpp"
 
@@ -195,6 +196,20 @@ NodeApp::Conn& NodeApp::dial(NodeId peer) {
       if (it != conns_.end() && !it->second->connected) on_connect_failed(socket);
     });
   return ref;
+}
+
+bool NodeApp::owes_live_peer() const {
+  if (crashed_) return false;
+  for (const auto& [peer, held] : held_)
+    if (!held.tx.empty() && !env_.book->is_down(peer)) return true;
+  for (const auto& [socket, c] : conns_) {
+    if (!c->has_peer || env_.book->is_down(c->peer)) continue;
+    if (!c->tx.empty()) return true;
+    ns3::UintegerValue buffer;
+    c->socket->GetAttribute("SndBufSize", buffer);
+    if (c->socket->GetTxAvailable() < buffer.Get()) return true;
+  }
+  return false;
 }
 
 void NodeApp::on_nat_wait_over(NodeId peer) {

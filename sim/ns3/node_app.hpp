@@ -52,6 +52,9 @@ class NodeApp : public ns3::Application {
   // Hands what the core produced after an input from outside (a broadcast start) to the network.
   void Pump();
   const AppCounters& counters() const { return counters_; }
+  // Whether frames to a peer that is up are still on their way: queued here, or handed to TCP and
+  // not yet acked by the peer's TCP (a segment may be waiting for a retransmission).
+  bool owes_live_peer() const;
 
  private:
   struct Chunk {

@@ -2,6 +2,7 @@
 // wait until islands agree, measured broadcasts, crashes) as scheduled simulator events.
 #include "mixcast/sim/ns3_engine.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -27,6 +28,8 @@ using namespace mixcast::ns3sim;
 
 ns3::Time at_seconds(double s) { return ns3::NanoSeconds(static_cast<std::int64_t>(std::llround(s * 1e9))); }
 double now_s() { return ns3::Simulator::Now().GetSeconds(); }
+
+constexpr double kTcpStragglers_s = 30;  // 3 + 6 + 12 s of RTO backoff, and some
 
 void configure_ns3(const Scenario& s) {
   // Seeds: ns-3 wants a non-zero 32-bit seed; the run number carries the rest of the scenario seed.
@@ -125,7 +128,13 @@ class Ns3Run {
       ns3::Simulator::Stop(at_seconds(2 * s_.protocol.ack_timeout_s));
       return;
     }
-    if (book_.quiet(now_s())) {  // nothing more can be delivered: do not wait for the time limit
+    // Nothing more can be delivered: do not wait for the time limit. But TCP may still resend a lost
+    // segment to a live peer (after a retransmitted SYN its RTO starts at 3 s, then doubles): wait
+    // for that too, up to kTcpStragglers_s more (ns-3 leaves half-open connections whose data is
+    // never acked, so this wait must end).
+    const bool tcp_owes = std::any_of(apps_.begin(), apps_.end(), [](const auto& a) { return a->owes_live_peer(); });
+    if (book_.quiet(now_s(), nodes_) &&
+        (!tcp_owes || now_s() - book_.last_progress_s() >= book_.quiet_window_s() + kTcpStragglers_s)) {
       book_.ended(EndReason::quiet);
       ns3::Simulator::Stop();
       return;

@@ -126,7 +126,7 @@ RunResult ModelRun::run() {
       break;
     }
     if (stop_at == limit && book_.complete()) stop_at = now_ + settle;
-    if (stop_at == limit && book_.quiet(to_seconds(e.at))) {
+    if (stop_at == limit && book_.quiet(to_seconds(e.at), nodes_)) {
       book_.ended(EndReason::quiet);  // nothing more can be delivered: do not wait for the time limit
       break;
     }

@@ -278,8 +278,11 @@ double RunBook::quiet_window_s() const {
   return w;
 }
 
-bool RunBook::quiet(double now_s) const {
-  return started_ + skipped_ == total_ && in_flight_ <= 0 && now_s - last_progress_s_ >= quiet_window_s();
+bool RunBook::quiet(double now_s, const std::vector<std::unique_ptr<Node>>& nodes) const {
+  if (started_ + skipped_ != total_ || in_flight_ > 0 || now_s - last_progress_s_ < quiet_window_s()) return false;
+  for (NodeId n = 0; n < nodes.size(); ++n)
+    if (!is_down(n) && nodes[n]->awaits_delegations()) return false;
+  return true;
 }
 
 double RunBook::done_fraction() const {

@@ -64,7 +64,8 @@ TEST_P(ScenarioFile, Ns3DeliversEverythingAndEndsByItself) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Regressions, ScenarioFile,
-                         ::testing::Values("tcp-lan-loss", "tcp-nat-first-frames", "tcp-nat-lan-loss", "tcp-congested-lan"),
+                         ::testing::Values("tcp-lan-loss", "tcp-nat-first-frames", "tcp-nat-lan-loss", "tcp-congested-lan",
+                                           "tcp-last-leaf-resent-late"),
                          [](const auto& param_info) {
                            std::string n = param_info.param;
                            for (char& c : n)

@@ -148,6 +148,9 @@ class Node {
   const View& view() const { return *view_; }
   const NodeCounters& counters() const { return counters_; }
   bool suspects(NodeId peer) const { return suspected_.count(peer) != 0; }
+  // Whether this node still waits on a delegation of an application broadcast: for its ack, or
+  // (one it refused) for the sender to resend it readably. Until then it may hand targets on.
+  bool awaits_delegations() const;
   wire::Bytes hello_frame() const;  // what an engine sends first on a new connection
   // Whether this node may open a connection to `peer`: not to a node behind a NAT it is not in
   // (that node dials its gateways; frames for it wait for its connection).

@@ -77,11 +77,13 @@ class RunBook {
 
   // Every broadcast started (or skipped) and every live node delivered every started one.
   bool complete() const;
-  // Every broadcast started, and for quiet_window_s() nothing about them was sent or delivered and no
-  // copy is in flight (as far as the engine counts): nothing more will be delivered. Engines stop then
+  // Every broadcast started, for quiet_window_s() nothing about them was sent or delivered, no copy
+  // is in flight (as far as the engine counts), and no live node waits on a delegation (an ack may
+  // still fail and its targets go elsewhere): nothing more will be delivered. Engines stop then
   // rather than at time_limit.
-  bool quiet(double now_s) const;
+  bool quiet(double now_s, const std::vector<std::unique_ptr<Node>>& nodes) const;
   double quiet_window_s() const;
+  double last_progress_s() const { return last_progress_s_; }
   // Engines that see frames in flight count the ones carrying broadcasts (model engine).
   void in_flight(int delta) { in_flight_ += delta; }
   void ended(EndReason why) { result_.end = why; }
