@@ -187,6 +187,9 @@ void Node::on_timeout(Micros now) {
       continue;
     }
     ++counters_.ack_timeouts;
+    // Its ack may still come: remember when we sent it (at most 64 such), to learn the delay.
+    if (given_up_.size() >= 64) given_up_.erase(given_up_.begin());
+    given_up_[AckKey{it->second.peer, it->second.id}] = it->second.sent_at;
     suspected_.insert(it->second.peer);
     fail_pending(token, now);
   }
@@ -426,7 +429,16 @@ void Node::resend(NodeId to, std::uint64_t first, std::uint64_t last_wanted) {
 void Node::handle_ack(NodeId from, const wire::Ack& ack, Micros now) {
   ++counters_.acks_received;
   auto it = awaiting_ack_.find(AckKey{from, MessageId{ack.origin, ack.seq, ack.incarnation}});
-  if (it == awaiting_ack_.end()) return;  // late ack of a delegation already handed elsewhere
+  if (it == awaiting_ack_.end()) {
+    // A late ack of a delegation already handed elsewhere: its delay still says how slow this
+    // delegate's acks are (without it, a delegate whose acks are always late would never be learned).
+    auto late = given_up_.find(AckKey{from, MessageId{ack.origin, ack.seq, ack.incarnation}});
+    if (late != given_up_.end()) {
+      sample_ack_delay(progress_[from], now - late->second);
+      given_up_.erase(late);
+    }
+    return;
+  }
   const std::uint64_t token = it->second.front();
   it->second.erase(it->second.begin());
   if (it->second.empty()) awaiting_ack_.erase(it);
@@ -434,15 +446,7 @@ void Node::handle_ack(NodeId from, const wire::Ack& ack, Micros now) {
   progress.latest_acked = std::max(progress.latest_acked, token);
   auto p = pending_.find(token);
   if (p == pending_.end()) return;
-  const Micros sample = now - p->second.sent_at;
-  if (progress.srtt == 0) {
-    progress.srtt = std::max<Micros>(sample, 1);
-    progress.rttvar = sample / 2;
-  } else {
-    const Micros err = progress.srtt > sample ? progress.srtt - sample : sample - progress.srtt;
-    progress.rttvar = (3 * progress.rttvar + err) / 4;
-    progress.srtt = std::max<Micros>((7 * progress.srtt + sample) / 8, 1);
-  }
+  sample_ack_delay(progress, now - p->second.sent_at);
   Pending pend = std::move(p->second);
   pending_.erase(p);
   if (ack.status == wire::AckStatus::view_mismatch) {
@@ -652,6 +656,17 @@ bool Node::awaits_delegations() const {
 // stream to it is congested, and handing its targets to someone else would add load where there is
 // too much. Wait longer, with backoff, a bounded number of times; a peer that stays silent for a
 // whole wait, or acked something later, has lost it.
+void Node::sample_ack_delay(PeerProgress& p, Micros sample) {
+  if (p.srtt == 0) {
+    p.srtt = std::max<Micros>(sample, 1);
+    p.rttvar = sample / 2;
+  } else {
+    const Micros err = p.srtt > sample ? p.srtt - sample : sample - p.srtt;
+    p.rttvar = (3 * p.rttvar + err) / 4;
+    p.srtt = std::max<Micros>((7 * p.srtt + sample) / 8, 1);
+  }
+}
+
 // ack_timeout, or longer for a peer whose acks have been slow (a congested stream to it): as TCP
 // sets its RTO, the smoothed delay plus four deviations.
 Micros Node::ack_wait(NodeId peer) const {

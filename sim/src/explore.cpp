@@ -166,7 +166,7 @@ Scenario random_case(std::uint64_t seed, std::uint64_t index, const ExploreLimit
       if (limits.restarts && r.chance(0.4)) crash.restart_after_s = log_uniform(r, 0.01, 2.0);
       s.crashes.push_back(crash);
     }
-    if (r.chance(0.2) && n - victims.size() - w.origins.size() > 4) {
+    if (r.chance(0.2) && n > victims.size() + w.origins.size() + 4) {  // (unsigned: no subtraction)
       CrashSpec crash;
       crash.at_s = round3(r.unit() * duration);
       crash.count = pick(r, 1, 2);

@@ -44,6 +44,13 @@ TEST(Explore, CasesAreValidRepeatableAndCoverWhatUsersWrite) {
   EXPECT_NE(to_yaml(random_case(7, 0)), to_yaml(random_case(8, 0)));
 }
 
+TEST(Explore, EveryGeneratedCaseIsValid) {
+  // Small cases with many origins once made the generator crash more nodes than may crash
+  // (an unsigned subtraction wrapped), which aborted a whole exploration.
+  for (std::uint64_t seed = 0; seed < 50; ++seed)
+    for (std::uint64_t i = 0; i < 200; ++i) EXPECT_NO_THROW(random_case(seed, i)) << "seed " << seed << " case " << i;
+}
+
 TEST(Explore, ScenarioFilesReadBackToTheSameScenario) {
   for (std::uint64_t i = 0; i < 100; ++i) {
     const Scenario s = random_case(3, i);

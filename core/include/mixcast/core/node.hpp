@@ -200,6 +200,7 @@ class Node {
     Micros srtt = 0, rttvar = 0;      // delegation to ack, smoothed as RFC 6298 does (0: no sample)
   };
   Micros ack_wait(NodeId peer) const;  // the first wait for an ack from `peer`
+  static void sample_ack_delay(PeerProgress& p, Micros sample);
   bool still_coming(const Pending& p, std::uint64_t token, Micros now) const;
   struct Outgoing {
     NodeId to;
@@ -299,6 +300,7 @@ class Node {
   std::unordered_set<NodeId> suspected_;     // peers whose delegation failed: skipped until heard from
   std::unordered_map<NodeId, PeerProgress> progress_;
   std::map<MessageId, Refused> refused_;
+  std::map<AckKey, Micros> given_up_;  // delegations whose ack timed out: when they were sent
   std::unordered_set<NodeId> foreign_view_;  // peers known to hold another view: send id lists
   // A NATed node says hello to its gateways this often: a gateway that restarted lost the link and
   // cannot dial it back, and the hello on a dead link makes the link fail and open again.
