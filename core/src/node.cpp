@@ -156,6 +156,7 @@ wire::DecodeError Node::on_frame(NodeId from, Channel channel, const std::uint8_
 void Node::on_link_event(NodeId peer, LinkEvent event, Micros now) {
   if (event == LinkEvent::up) {
     suspected_.erase(peer);
+    progress_[peer].link_up_at = now;
     return;
   }
   ++counters_.link_failures;
@@ -679,8 +680,13 @@ bool Node::still_coming(const Pending& p, std::uint64_t token, Micros now) const
   constexpr std::uint32_t kMaxExtensions = 8;  // with the backoff: about 50 ack timeouts in all
   if (p.extensions >= kMaxExtensions) return false;
   auto it = progress_.find(p.peer);
-  if (it == progress_.end() || it->second.last_frame == kNever) return false;
-  return it->second.last_frame > p.waiting_since && it->second.last_frame <= now && it->second.latest_acked < token;
+  if (it == progress_.end()) return false;
+  const PeerProgress& peer = it->second;
+  // Heard from it during this wait, or our link to it came up only during it (the delegation
+  // waited for the handshake: on a long path that alone may take most of an ack timeout).
+  const bool alive = (peer.last_frame != kNever && peer.last_frame > p.waiting_since && peer.last_frame <= now) ||
+                     (peer.link_up_at > p.waiting_since && peer.link_up_at <= now);
+  return alive && peer.latest_acked < token;
 }
 
 void Node::fail_pending(std::uint64_t token, Micros now) {

@@ -256,6 +256,9 @@ void ModelRun::send(NodeId from, Transmit&& t) {
                book_.life(from)});
     return;
   }
+  if (outcome.connected_at)  // as the other engines, the sender hears its new link is up
+    push(Event{*outcome.connected_at, 0, EventType::link, from, t.to, Channel::tcp, LinkEvent::up, 0, {}, false,
+               book_.life(from)});
   frame(outcome.arrival, t.to, Channel::tcp);
   // A NATed node's connection carries what waited for it, once the connection is there.
   if (held_.count({t.to, from}))

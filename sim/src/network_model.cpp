@@ -134,6 +134,7 @@ NetworkModel::Unicast NetworkModel::unicast(NodeId from, NodeId to, std::size_t 
     }
     c.established = true;
     start += rtt;  // three-way handshake before the first byte
+    out.connected_at = start;
   }
   const auto& sa = subnets_[subnet_of_[from]];
   const auto& sb = subnets_[subnet_of_[to]];

@@ -102,6 +102,27 @@ TEST(AckWait, ADelegateThatFallsSilentIsReplacedAtTheNextDeadline) {
   EXPECT_GE(f.origin->counters().redelegations, 1u);
 }
 
+TEST(AckWait, ADelegationThatWaitedForItsLinkIsWaitedForLonger) {
+  // A long path: the handshake alone takes most of an ack timeout, and the delegate says nothing
+  // before it acks.
+  AckFixture f;
+  const MessageId id = f.origin->broadcast({1, 2, 3}, 0);
+  auto firsts = delegations(drain(*f.origin));
+  const NodeId far = firsts.begin()->first;
+  for (const auto& [peer, seqs] : firsts)
+    if (peer != far) {
+      const auto a = ack_from(*f.view, 0, id.seq);
+      f.origin->on_frame(peer, Channel::tcp, a.data(), a.size(), 1000);
+    }
+  f.origin->on_link_event(far, LinkEvent::up, 400'000);
+  f.run(100'000, 700'000, far, [](Micros) { return false; });
+  const auto a = ack_from(*f.view, 0, id.seq);
+  f.origin->on_frame(far, Channel::tcp, a.data(), a.size(), 750'000);
+  f.run(800'000, 30'000'000, far, [](Micros) { return false; });
+  EXPECT_EQ(f.origin->counters().ack_waits, 1u);
+  EXPECT_EQ(f.origin->counters().redelegations, 0u);
+}
+
 TEST(AckWait, ALaterAckMeansTheEarlierDelegationWasLost) {
   // Acks come in order on one connection: a delegate that acked our second delegation and not the
   // first lost the first (it talks, but that proves nothing).

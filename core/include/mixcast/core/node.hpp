@@ -196,6 +196,7 @@ class Node {
   // What we know of a peer's TCP stream to us, to tell a peer that is behind from one that is gone.
   struct PeerProgress {
     Micros last_frame = kNever;       // when its last frame arrived (kNever: none yet)
+    Micros link_up_at = -1;           // when our link to it last came up (-1: never seen)
     std::uint64_t latest_acked = 0;   // token of the latest delegation to it that it acked
     Micros srtt = 0, rttvar = 0;      // delegation to ack, smoothed as RFC 6298 does (0: no sample)
   };

@@ -45,6 +45,7 @@ class NetworkModel {
     Nanos arrival = 0;
     std::optional<Nanos> failed_at;  // the connection could not be made: report a link failure then
     bool held = false;  // `to` is behind a NAT and has no connection to `from`: wait for it to open one
+    std::optional<Nanos> connected_at;  // a new connection: its handshake is done then (the link is up)
   };
   Unicast unicast(NodeId from, NodeId to, std::size_t bytes, Nanos now, Rng& rng);
 
