@@ -892,8 +892,9 @@ void Node::tell_silences(Micros now) {
     if (h.silence_noticed != h.last_heard) {
       h.silence_noticed = h.last_heard;
       // Only a silence that follows data matters, and only while we still hold that data.
-      const bool holding = std::any_of(kept_.begin(), kept_.end(), [&, s = sender](const Kept& k) {
-        return k.sender == s && k.incarnation == h.incarnation;
+      // (Structured bindings cannot be captured in C++17: copy them.)
+      const bool holding = std::any_of(kept_.begin(), kept_.end(), [s = sender, inc = h.incarnation](const Kept& k) {
+        return k.sender == s && k.incarnation == inc;
       });
       h.tell_at = holding ? now + static_cast<Micros>(rng_.below(static_cast<std::uint64_t>(cfg_.confirm_interval) + 1))
                           : -1;
