@@ -183,8 +183,17 @@ void Node::on_timeout(Micros now) {
       ++p.extensions;
       ++counters_.ack_waits;
       p.waiting_since = now;
-      p.deadline = now + ack_wait(p.peer) * (Micros{1} << std::min<std::uint32_t>(p.extensions, 3));
+      const Micros wait = p.accepted ? cover_wait(p) : ack_wait(p.peer);
+      p.deadline = now + wait * (Micros{1} << std::min<std::uint32_t>(p.extensions, 3));
       deadlines_.emplace(p.deadline, token);
+      continue;
+    }
+    if (it->second.accepted) {
+      // It took the delegation, then fell silent before its subtree was covered: it may have died
+      // with frames unsent. Hand the set on again (copies that did arrive are duplicates).
+      ++counters_.cover_timeouts;
+      suspected_.insert(it->second.peer);
+      fail_pending(token, now);
       continue;
     }
     ++counters_.ack_timeouts;
@@ -331,11 +340,9 @@ void Node::handle_broadcast(NodeId from, Channel channel, wire::Broadcast&& b, M
   const MessageId id = b.id();
   TargetSet set;
   const bool understood = interpret_targets(b, set);
-  enqueue(from, Channel::tcp,
-          wire::Ack{b.origin, b.seq, understood ? wire::AckStatus::accepted : wire::AckStatus::view_mismatch,
-                    view_->hash(), b.incarnation},
-          0, id, TrafficKind::ack);
+  const std::size_t frame_mark = out_.size();  // the ack goes out before what we send on
   if (!understood) {
+    ack_delegation(from, id, wire::AckStatus::view_mismatch, frame_mark);
     if (!relay && !refused_.count(id))
       refused_.emplace(id, Refused{from, now + 4 * ack_wait(from), b.round,
                                    static_cast<std::uint8_t>(b.flags & wire::Broadcast::kControl),
@@ -344,6 +351,9 @@ void Node::handle_broadcast(NodeId from, Channel channel, wire::Broadcast&& b, M
   }
   refused_.erase(id);  // resent so that we could read it
   hold(id, b.round, b.flags & wire::Broadcast::kControl, b.payload, relay);
+  const std::uint64_t duty = next_duty_++;
+  duties_.emplace(duty, Duty{from, id, 0});
+  current_duty_ = duty;
   if (relay) {
     // We are the gateway of the delegate: hand it the whole delegation over its link.
     ++counters_.relayed;
@@ -356,7 +366,38 @@ void Node::handle_broadcast(NodeId from, Channel channel, wire::Broadcast&& b, M
   } else {
     cover(id, set.slice(1, set.size()), now);
   }
+  current_duty_ = 0;
+  // Covered at once unless we delegated on and wait for acks: then covered comes later (settle).
+  auto d = duties_.find(duty);
+  if (d->second.open > 0) {
+    ack_delegation(from, id, wire::AckStatus::accepted, frame_mark);
+  } else {
+    duties_.erase(d);
+    ack_delegation(from, id, wire::AckStatus::covered, frame_mark);
+  }
   release(id);
+}
+
+void Node::settle(const Pending& p) {
+  auto d = p.duty ? duties_.find(p.duty) : duties_.end();
+  if (d == duties_.end() || --d->second.open > 0) return;
+  const Duty done = d->second;
+  duties_.erase(d);
+  ack_delegation(done.upstream, done.id, wire::AckStatus::covered, out_.size());
+}
+
+void Node::ack_delegation(NodeId to, const MessageId& id, wire::AckStatus status, std::size_t frame_mark) {
+  const std::size_t before = out_.size();
+  enqueue(to, Channel::tcp, wire::Ack{id.origin, id.seq, status, view_->hash(), id.incarnation}, 0, id,
+          TrafficKind::ack);
+  // A new frame for the ack goes before the frames queued since the delegation arrived: on a shared
+  // uplink, an ack behind our own forwarding would look late to its sender.
+  if (out_.size() == before + 1 && frame_mark < before) {
+    std::rotate(out_.begin() + static_cast<std::ptrdiff_t>(frame_mark), out_.end() - 1, out_.end());
+    for (auto& [peer, index] : open_batch_)
+      if (index >= frame_mark) ++index;
+    open_batch_[to] = frame_mark;
+  }
 }
 
 bool Node::interpret_targets(const wire::Broadcast& b, TargetSet& out) {
@@ -440,14 +481,35 @@ void Node::handle_ack(NodeId from, const wire::Ack& ack, Micros now) {
     }
     return;
   }
-  const std::uint64_t token = it->second.front();
-  it->second.erase(it->second.begin());
-  if (it->second.empty()) awaiting_ack_.erase(it);
+  // Acks come in order. `accepted` answers the oldest delegation not yet accepted; `covered` and
+  // `view_mismatch` the oldest one of all (each delegation gets one of them last).
+  auto& tokens = it->second;
+  auto at = tokens.begin();
+  if (ack.status == wire::AckStatus::accepted)
+    while (at != tokens.end() && pending_.count(*at) && pending_.at(*at).accepted) ++at;
+  if (at == tokens.end()) return;  // a stray accepted
+  const std::uint64_t token = *at;
   auto& progress = progress_[from];
   progress.latest_acked = std::max(progress.latest_acked, token);
   auto p = pending_.find(token);
-  if (p == pending_.end()) return;
-  sample_ack_delay(progress, now - p->second.sent_at);
+  if (p == pending_.end()) {
+    tokens.erase(at);
+    if (tokens.empty()) awaiting_ack_.erase(it);
+    return;
+  }
+  if (!p->second.accepted) sample_ack_delay(progress, now - p->second.sent_at);
+  if (ack.status == wire::AckStatus::accepted) {
+    // It holds the message and hands it on: keep the delegation until its subtree is covered.
+    Pending& pend = p->second;
+    pend.accepted = true;
+    pend.extensions = 0;
+    pend.waiting_since = now;
+    pend.deadline = now + cover_wait(pend);
+    deadlines_.emplace(pend.deadline, token);
+    return;
+  }
+  tokens.erase(at);
+  if (tokens.empty()) awaiting_ack_.erase(it);
   Pending pend = std::move(p->second);
   pending_.erase(p);
   if (ack.status == wire::AckStatus::view_mismatch) {
@@ -456,8 +518,11 @@ void Node::handle_ack(NodeId from, const wire::Ack& ack, Micros now) {
     // is usually a moment of learning, so only this delegation goes as a list.
     ++counters_.view_mismatches;
     if (ack.view_hash != view_->hash()) foreign_view_.insert(pend.head);
+    current_duty_ = pend.duty;
     send_delegation(pend.id, pend.head, std::move(pend.set), now, /*as_list=*/true);  // takes a new hold first
+    current_duty_ = 0;
   }
+  settle(pend);
   release(pend.id);
 }
 
@@ -638,7 +703,9 @@ void Node::await_ack(Active& a, NodeId peer, NodeId head, const MessageId& id, T
   ++a.pending;  // fail_pending or handle_ack releases it
   const std::uint64_t token = next_token_++;
   const Micros deadline = now + ack_wait(peer);
-  pending_.emplace(token, Pending{peer, head, id, std::move(set), deadline, peer != head ? relay_tries_ : 0u, now, now, 0});
+  pending_.emplace(token, Pending{peer, head, id, std::move(set), deadline, peer != head ? relay_tries_ : 0u, now, now, 0,
+                                  false, current_duty_});
+  if (current_duty_) ++duties_.at(current_duty_).open;
   awaiting_ack_[AckKey{peer, id}].push_back(token);
   deadlines_.emplace(deadline, token);
 }
@@ -676,6 +743,12 @@ Micros Node::ack_wait(NodeId peer) const {
   return std::max(cfg_.ack_timeout, it->second.srtt + 4 * it->second.rttvar);
 }
 
+Micros Node::cover_wait(const Pending& p) const {
+  Micros levels = 1;
+  for (std::size_t n = p.set.size(); n > 1; n = (n + 1) / 2) ++levels;
+  return (levels + 1) * ack_wait(p.peer);
+}
+
 bool Node::still_coming(const Pending& p, std::uint64_t token, Micros now) const {
   constexpr std::uint32_t kMaxExtensions = 8;  // with the backoff: about 50 ack timeouts in all
   if (p.extensions >= kMaxExtensions) return false;
@@ -686,7 +759,9 @@ bool Node::still_coming(const Pending& p, std::uint64_t token, Micros now) const
   // waited for the handshake: on a long path that alone may take most of an ack timeout).
   const bool alive = (peer.last_frame != kNever && peer.last_frame > p.waiting_since && peer.last_frame <= now) ||
                      (peer.link_up_at > p.waiting_since && peer.link_up_at <= now);
-  return alive && peer.latest_acked < token;
+  // Once accepted, the delegate works on the subtree: alive is enough. Before, a later ack means
+  // it lost this one.
+  return alive && (p.accepted || peer.latest_acked < token);
 }
 
 void Node::fail_pending(std::uint64_t token, Micros now) {
@@ -701,6 +776,8 @@ void Node::fail_pending(std::uint64_t token, Micros now) {
     if (v.empty()) awaiting_ack_.erase(w);
   }
   ++counters_.redelegations;
+  const std::uint64_t outer_duty = current_duty_;
+  current_duty_ = pend.duty;  // what we hand on again is still for the same duty
   if (pend.peer != pend.head) {
     // A failed gateway: the same set goes to the delegate through another gateway, a bounded number
     // of times (a NATed node whose gateways are all gone cannot be reached); then the rest of the set
@@ -717,6 +794,8 @@ void Node::fail_pending(std::uint64_t token, Micros now) {
     cover(pend.id, pend.set.without(pend.head), now);
     leaf_to_suspect(pend.id, pend.head, now);
   }
+  current_duty_ = outer_duty;
+  settle(pend);
   release(pend.id);  // our hold kept Active alive until here
 }
 

@@ -283,7 +283,7 @@ bool decode_body(Reader& r, MsgType type, Message& out) {
       if (!r.varint_as(m.origin) || !r.varint(m.incarnation) || !r.varint(m.seq) || !r.u8(status) ||
           !r.u64(m.view_hash))
         return false;
-      if (status > 1) return r.fail(DecodeError::bad_value);
+      if (status > 2) return r.fail(DecodeError::bad_value);
       m.status = static_cast<AckStatus>(status);
       out = m;
       return true;
@@ -404,6 +404,77 @@ Decoded decode_frame(const std::uint8_t* data, std::size_t len) {
   }
   if (d.messages.empty()) return fail(DecodeError::empty, r.p);
   return d;
+}
+
+namespace {
+std::string describe_targets(const Targets& t) {
+  switch (t.kind) {
+    case Targets::Kind::none: return "leaf";
+    case Targets::Kind::view_range:
+      return "range[" + std::to_string(t.lo) + "+" + std::to_string(t.count) + "]";
+    case Targets::Kind::id_list:
+    case Targets::Kind::island_list: {
+      std::string s = t.kind == Targets::Kind::id_list ? "ids[" : "islands" + std::to_string(t.island_sizes.size()) + "[";
+      for (std::size_t i = 0; i < t.ids.size(); ++i) s += (i ? "," : "") + std::to_string(t.ids[i]);
+      return s + "]";
+    }
+  }
+  return "?";
+}
+std::string id_text(NodeId origin, std::uint64_t seq, std::uint64_t incarnation) {
+  return std::to_string(origin) + ":" + std::to_string(seq) + "@" + std::to_string(incarnation);
+}
+}  // namespace
+
+std::string describe(const Message& m) {
+  struct Visitor {
+    std::string operator()(const Hello& h) const {
+      return "hello node=" + std::to_string(h.node) + " inc=" + std::to_string(h.incarnation);
+    }
+    std::string operator()(const Broadcast& b) const {
+      std::string s = "bcast " + id_text(b.origin, b.seq, b.incarnation) + " r=" + std::to_string(b.round) + " " +
+                      describe_targets(b.targets) + " " + std::to_string(b.payload.size()) + "B";
+      if (b.flags & Broadcast::kControl) s += " control";
+      if (b.flags & Broadcast::kForced) s += " forced";
+      if (b.flags & Broadcast::kRepair) s += " repair";
+      if (b.flags & Broadcast::kRelay) s += " relay_to=" + std::to_string(b.relay_to);
+      return s;
+    }
+    std::string operator()(const Ack& a) const {
+      return "ack " + id_text(a.origin, a.seq, a.incarnation) +
+             (a.status == AckStatus::view_mismatch ? " view_mismatch" : a.status == AckStatus::covered ? " covered" : "");
+    }
+    std::string operator()(const McastHeader& h) const {
+      return "mcast sender=" + std::to_string(h.sender) + " mseq=" + std::to_string(h.mseq) +
+             " inc=" + std::to_string(h.incarnation);
+    }
+    std::string operator()(const Confirm& c) const {
+      return "confirm sender=" + std::to_string(c.sender) + " highest=" + std::to_string(c.highest_mseq) +
+             " received=" + std::to_string(c.received) + " inc=" + std::to_string(c.incarnation);
+    }
+    std::string operator()(const RepairRequest& r) const {
+      return "repair_request sender=" + std::to_string(r.sender) + " mseq=" + std::to_string(r.from_mseq) + ".." +
+             std::to_string(r.to_mseq) + " inc=" + std::to_string(r.incarnation);
+    }
+    std::string operator()(const IslandDigest& d) const {
+      return "islands epoch=" + std::to_string(d.epoch) + " count=" + std::to_string(d.islands.size());
+    }
+    std::string operator()(const HeardList& h) const {
+      std::string s = "heard";
+      for (const auto& run : h.runs)
+        s += " " + std::to_string(run.first) + (run.count > 1 ? "-" + std::to_string(run.first + run.count - 1) : "");
+      return s;
+    }
+  };
+  return std::visit(Visitor{}, m);
+}
+
+std::string describe_frame(const std::uint8_t* data, std::size_t len) {
+  const Decoded d = decode_frame(data, len);
+  if (!d.ok()) return "undecodable (" + std::string(to_string(d.error)) + ")";
+  std::string s;
+  for (const auto& m : d.messages) s += (s.empty() ? "" : "; ") + describe(m);
+  return s;
 }
 
 void append_stream_frame(Bytes& out, const Bytes& body) {

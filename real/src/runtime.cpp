@@ -521,7 +521,7 @@ nlohmann::json Runtime::Impl::status() const {
   s["counters"] = {{"broadcasts", k.broadcasts}, {"delivered", k.delivered}, {"duplicates", k.duplicates},
                    {"too_old", k.too_old}, {"frames_in", k.frames_in}, {"bad_frames", k.bad_frames},
                    {"bad_targets", k.bad_targets}, {"delegations", k.delegations}, {"acks_received", k.acks_received},
-                   {"ack_timeouts", k.ack_timeouts}, {"link_failures", k.link_failures},
+                   {"ack_timeouts", k.ack_timeouts}, {"cover_timeouts", k.cover_timeouts}, {"link_failures", k.link_failures},
                    {"redelegations", k.redelegations}, {"view_mismatches", k.view_mismatches},
                    {"multicasts", k.multicasts}, {"beacons", k.beacons}, {"heard_lists", k.heard_lists},
                    {"confirms_sent", k.confirms_sent}, {"repair_requests", k.repair_requests},

@@ -12,9 +12,11 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <exception>
 #include <functional>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <mutex>
@@ -268,6 +270,7 @@ struct RunArgs {
   std::string out;
   bool quiet = false;
   bool json = false;
+  std::string trace;
 };
 
 int cmd_run(const RunArgs& a) {
@@ -289,12 +292,19 @@ int cmd_run(const RunArgs& a) {
           std::to_string(s.seed);
   }
   mixcast::sim::ensure_writable_dir(out);  // fail before the run, not after it
+  std::ofstream trace;
+  if (!a.trace.empty()) {
+    if (a.engine != "model") throw UsageError("--trace: only the model engine writes traces so far (add --engine model)");
+    trace.open(a.trace, std::ios::trunc);
+    if (!trace) throw UsageError("--trace " + a.trace + ": cannot write there: " + std::strerror(errno));
+  }
 
   ProgressLine progress(a.engine, s.time_limit_s, !a.quiet, stderr_is_tty());
   mixcast::sim::RunOptions options;
   options.progress = [&progress](double sim_s, double done, std::uint64_t events) {
     progress.update(sim_s, done, events);
   };
+  if (trace.is_open()) options.trace = &trace;
   RunResult result;
   try {
     result = run_engine(a.engine, s, options);
@@ -699,6 +709,10 @@ int main(int argc, char** argv) {
       ->type_name("DIR");
   run->add_flag("--quiet,-q", ra.quiet, "No progress line and no human summary (still prints 'results: DIR')");
   run->add_flag("--json", ra.json, "Print summary.json to stdout instead of the human summary");
+  run->add_option("--trace", ra.trace,
+                  "Write every frame sent and received (decoded), link event, crash and restart to FILE, "
+                  "one line each (model engine)")
+      ->type_name("FILE");
   run->footer(
       "Outputs in DIR: summary.json (delivery ratio, rounds vs lower bound, time to last delivery,\n"
       "messages and bytes by channel, warm-up figures apart), deliveries.csv\n"

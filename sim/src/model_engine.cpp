@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cinttypes>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <map>
 #include <memory>
@@ -64,6 +66,19 @@ class ModelRun {
   void check_learned();
   void schedule_measured();
   Micros micros(Nanos t) const { return t / kNanosPerMicro; }
+  // --trace: one line per thing that happened, prefixed with the simulated time.
+  void trace(const std::string& line) const {
+    if (!opt_.trace) return;
+    char at[32];
+    std::snprintf(at, sizeof at, "%.6f ", to_seconds(now_));
+    *opt_.trace << at << line << '\n';
+  }
+  void trace_frame(const char* what, NodeId a, const char* arrow, NodeId b, Channel c, const wire::Bytes& bytes) const {
+    if (!opt_.trace) return;
+    trace(std::string(what) + " " + std::to_string(a) + arrow + (b == kMulticastGroup ? "group" : std::to_string(b)) +
+          " " + std::string(to_string(c)) + " " + std::to_string(bytes.size()) + "B: " +
+          wire::describe_frame(bytes.data(), bytes.size()));
+  }
 
   const Scenario& s_;
   const RunOptions& opt_;
@@ -137,6 +152,7 @@ RunResult ModelRun::run() {
     switch (e.type) {
       case EventType::crash:
         if (!net_.crashed(e.node)) {
+          trace("crash " + std::to_string(e.node));
           net_.crash(e.node);
           book_.crashed(e.node, to_seconds(now_));
           for (auto it = held_.begin(); it != held_.end();) {  // what it had not sent yet dies with it
@@ -153,6 +169,7 @@ RunResult ModelRun::run() {
       case EventType::restart:
         // A node still down comes back (crash entries may name one node more than once).
         if (net_.crashed(e.node)) {
+          trace("restart " + std::to_string(e.node));
           net_.restart(e.node);
           retired_.push_back(book_.restarted(e.node, nodes_, to_seconds(now_)));
           timer_at_[e.node] = std::numeric_limits<Nanos>::max();
@@ -160,13 +177,17 @@ RunResult ModelRun::run() {
         }
         break;
       case EventType::start_broadcast:
-        if (auto origin = book_.start_broadcast(e.index, nodes_, to_seconds(now_))) drain(*origin);
+        if (auto origin = book_.start_broadcast(e.index, nodes_, to_seconds(now_))) {
+          trace("start broadcast " + std::to_string(e.index) + " at " + std::to_string(*origin));
+          drain(*origin);
+        }
         break;
       case EventType::learned: check_learned(); break;
       case EventType::held_expired: expire_held(e.node, e.peer); break;
       case EventType::release_held: release_held(e.node, e.peer); break;
       case EventType::frame:
         if (net_.crashed(e.node) || e.life != book_.life(e.node)) {
+          trace("refused " + std::to_string(e.node) + "<-" + std::to_string(e.peer) + " (down or restarted)");
           // The peer's kernel answers with a reset: the sender learns the link failed.
           if (e.channel == Channel::tcp && !net_.crashed(e.peer))
             push(Event{now_ + net_.latency(e.node, e.peer), 0, EventType::link, e.peer, e.node, Channel::tcp,
@@ -174,6 +195,7 @@ RunResult ModelRun::run() {
           break;
         }
         if (e.channel == Channel::multicast && !net_.hears_multicast(e.peer, e.node, now_)) break;  // broke in flight
+        trace_frame("recv", e.node, "<-", e.peer, e.channel, *e.bytes);
         if (auto err = nodes_[e.node]->on_frame(e.peer, e.channel, e.bytes->data(), e.bytes->size(), micros(now_));
             err != wire::DecodeError::none)
           book_.bad_frame();
@@ -181,6 +203,8 @@ RunResult ModelRun::run() {
         break;
       case EventType::link:
         if (net_.crashed(e.node) || e.life != book_.life(e.node)) break;  // about a connection of an earlier life
+        trace("link " + std::to_string(e.node) + "-" + std::to_string(e.peer) +
+              (e.link == LinkEvent::up ? " up" : e.link == LinkEvent::down ? " down" : " failed"));
         nodes_[e.node]->on_link_event(e.peer, e.link, micros(now_));
         drain(e.node);
         break;
@@ -230,6 +254,7 @@ void ModelRun::schedule_timer(NodeId n) {
 
 void ModelRun::send(NodeId from, Transmit&& t) {
   book_.account(t, to_seconds(now_));
+  trace_frame("send", from, "->", t.to, t.channel, t.bytes);
   const std::size_t size = t.wire_size();
   bool data = false;
   for (const auto& p : t.parts)
@@ -245,6 +270,7 @@ void ModelRun::send(NodeId from, Transmit&& t) {
   }
   const auto outcome = net_.unicast(from, t.to, size, now_, rng_);
   if (outcome.held) {
+    trace("held " + std::to_string(from) + "->" + std::to_string(t.to) + " (waits for the NATed peer to connect)");
     auto& waiting = held_[{from, t.to}];
     if (data) book_.in_flight(+1);  // on its way, as far as the run's end is concerned
     waiting.push_back(Held{now_ + nat_wait_, bytes, data, book_.life(t.to)});
@@ -252,6 +278,7 @@ void ModelRun::send(NodeId from, Transmit&& t) {
     return;
   }
   if (outcome.failed_at) {
+    trace("unreachable " + std::to_string(from) + "->" + std::to_string(t.to));
     push(Event{*outcome.failed_at, 0, EventType::link, from, t.to, Channel::tcp, LinkEvent::failed, 0, {}, false,
                book_.life(from)});
     return;
@@ -290,6 +317,7 @@ void ModelRun::expire_held(NodeId from, NodeId to) {
   waiting.erase(kept, waiting.end());
   if (waiting.empty()) held_.erase(it);
   // The peer never connected: the sender learns its link failed.
+  trace("held frames expired " + std::to_string(from) + "->" + std::to_string(to));
   nodes_[from]->on_link_event(to, LinkEvent::failed, micros(now_));
   drain(from);
 }

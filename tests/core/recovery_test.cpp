@@ -39,8 +39,10 @@ std::map<NodeId, std::vector<std::uint64_t>> delegations(const std::vector<Trans
 }
 
 wire::Bytes hello_from(NodeId peer, const View& view) { return wire::encode_frame({wire::Hello{peer, view.hash(), 1}}); }
-wire::Bytes ack_from(const View& view, NodeId origin, std::uint64_t seq) {
-  return wire::encode_frame({wire::Ack{origin, seq, wire::AckStatus::accepted, view.hash(), 1}});
+// A fake delegate with nothing to hand on: it answers `covered` at once.
+wire::Bytes ack_from(const View& view, NodeId origin, std::uint64_t seq,
+                     wire::AckStatus status = wire::AckStatus::covered) {
+  return wire::encode_frame({wire::Ack{origin, seq, status, view.hash(), 1}});
 }
 
 struct AckFixture {
@@ -142,6 +144,85 @@ TEST(AckWait, ALaterAckMeansTheEarlierDelegationWasLost) {
   f.run(100'000, 2'000'000, slow, [](Micros) { return true; });
   EXPECT_EQ(f.origin->counters().ack_waits, 0u);
   EXPECT_EQ(f.origin->counters().redelegations, 1u) << "broadcast " << first.seq << " was not handed on";
+}
+
+// After `accepted` the sender keeps the delegation until `covered`: the delegate may die with its
+// own sends unsent, and only the sender knows the targets.
+TEST(CoveredAck, ADelegateThatAcceptedAndThenFailsIsReplaced) {
+  AckFixture f;
+  const MessageId id = f.origin->broadcast({1, 2, 3}, 0);
+  auto firsts = delegations(drain(*f.origin));
+  const NodeId big = firsts.begin()->first;
+  for (const auto& [peer, seqs] : firsts) {
+    const auto a = ack_from(*f.view, 0, id.seq, peer == big ? wire::AckStatus::accepted : wire::AckStatus::covered);
+    f.origin->on_frame(peer, Channel::tcp, a.data(), a.size(), 1000);
+  }
+  EXPECT_TRUE(f.origin->awaits_delegations());
+  f.origin->on_link_event(big, LinkEvent::failed, 50'000);
+  std::set<NodeId> again;
+  for (const auto& t : drain(*f.origin))
+    for (const auto& m : wire::decode_frame(t.bytes).messages)
+      if (std::holds_alternative<wire::Broadcast>(m)) again.insert(t.to);
+  EXPECT_EQ(f.origin->counters().redelegations, 1u);
+  EXPECT_GE(again.size(), 2u) << "its targets were not handed on";
+  EXPECT_EQ(again.count(big), 1u) << "its own copy, as a leaf";
+}
+
+TEST(CoveredAck, ACoveredDelegationIsDoneAndAnAcceptedOneThatGoesSilentIsHandedOn) {
+  AckFixture f;
+  const MessageId id = f.origin->broadcast({1, 2, 3}, 0);
+  auto firsts = delegations(drain(*f.origin));
+  const NodeId big = firsts.begin()->first;
+  for (const auto& [peer, seqs] : firsts) {
+    const auto a = ack_from(*f.view, 0, id.seq, peer == big ? wire::AckStatus::accepted : wire::AckStatus::covered);
+    f.origin->on_frame(peer, Channel::tcp, a.data(), a.size(), 1000);
+  }
+  f.run(100'000, 60'000'000, big, [](Micros) { return false; });
+  EXPECT_EQ(f.origin->counters().cover_timeouts, 1u);
+  EXPECT_EQ(f.origin->counters().ack_timeouts, 0u);
+  EXPECT_EQ(f.origin->counters().redelegations, 1u);
+  EXPECT_FALSE(f.origin->awaits_delegations());
+}
+
+TEST(CoveredAck, ADelegateAnswersCoveredOnceItsOwnDelegationIsCovered) {
+  // Node 1 of 16 gets positions 1..8 (itself and 7 more) from node 0 and delegates part of them on.
+  auto view = view_of(16);
+  NodeConfig cfg;
+  cfg.self = 1;
+  Node node(cfg, view);
+  wire::Broadcast b;
+  b.origin = 0;
+  b.seq = 1;
+  b.round = 1;
+  b.incarnation = 1;
+  b.payload = {5};
+  b.targets.kind = wire::Targets::Kind::view_range;
+  b.targets.view_hash = view->hash();
+  b.targets.lo = 1;
+  b.targets.count = 8;
+  const auto f = wire::encode_frame({b});
+  node.on_frame(0, Channel::tcp, f.data(), f.size(), 0);
+  auto acks_to_0 = [](const std::vector<Transmit>& sent) {
+    std::vector<wire::AckStatus> out;
+    for (const auto& t : sent)
+      for (const auto& m : wire::decode_frame(t.bytes).messages)
+        if (const auto* a = std::get_if<wire::Ack>(&m); a && t.to == 0) out.push_back(a->status);
+    return out;
+  };
+  const auto first = drain(node);
+  ASSERT_FALSE(first.empty());
+  EXPECT_EQ(first.front().to, 0u) << "the ack goes out before the forwarded copies";
+  EXPECT_EQ(acks_to_0(first), std::vector<wire::AckStatus>{wire::AckStatus::accepted});
+  const auto sub = delegations(first);
+  ASSERT_FALSE(sub.empty());
+  std::size_t left = sub.size();
+  for (const auto& [peer, seqs] : sub) {
+    const auto a = ack_from(*view, 0, 1);
+    node.on_frame(peer, Channel::tcp, a.data(), a.size(), 2000);
+    const auto after = acks_to_0(drain(node));
+    if (--left > 0) EXPECT_TRUE(after.empty()) << "covered before its subtree was";
+    else EXPECT_EQ(after, std::vector<wire::AckStatus>{wire::AckStatus::covered});
+  }
 }
 
 namespace {

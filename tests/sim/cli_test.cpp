@@ -197,6 +197,31 @@ TEST_F(Cli, SameSeedGivesIdenticalOutputs) {
   EXPECT_TRUE(slurp(a / "broadcasts.csv") == slurp(b / "broadcasts.csv"));
 }
 
+TEST_F(Cli, TraceListsEveryFrameAndLeavesTheRunAsItIs) {
+  const fs::path plain = dir_ / "plain", traced = dir_ / "traced", trace = dir_ / "run.trace";
+  ASSERT_EQ(run("run " + small() + " --engine model --seed 5 --quiet --out " + quote(plain.string())).code, 0);
+  const Outcome o = run("run " + small() + " --engine model --seed 5 --quiet --out " + quote(traced.string()) +
+                        " --trace " + quote(trace.string()));
+  ASSERT_EQ(o.code, 0) << o.err;
+  EXPECT_TRUE(slurp(plain / "deliveries.csv") == slurp(traced / "deliveries.csv")) << "tracing changed the run";
+  const auto lines = lines_of(slurp(trace));
+  std::size_t starts = 0, sends = 0, recvs = 0;
+  for (const auto& l : lines) {
+    starts += l.find(" start broadcast ") != std::string::npos;
+    sends += l.find(" send ") != std::string::npos && l.find("bcast ") != std::string::npos;
+    recvs += l.find(" recv ") != std::string::npos && l.find("bcast ") != std::string::npos;
+  }
+  EXPECT_EQ(starts, 3u);
+  EXPECT_GT(sends, 0u);
+  EXPECT_EQ(sends, recvs) << "no loss, no crash: every copy sent arrives";
+  ASSERT_FALSE(lines.empty());
+  EXPECT_EQ(lines.front().rfind("0.000000 ", 0), 0u) << lines.front();
+
+  const Outcome ns3 = run("run " + small() + " --engine ns3 --trace " + quote(trace.string()));
+  EXPECT_EQ(ns3.code, 2);
+  EXPECT_NE(ns3.err.find("--trace"), std::string::npos) << ns3.err;
+}
+
 TEST_F(Cli, CheckExplainsTheScenario) {
   const Outcome o = run("check " + scenario());
   ASSERT_EQ(o.code, 0) << o.err;

@@ -105,6 +105,7 @@ struct NodeCounters {
   std::uint64_t delegations = 0;      // sends that handed over targets
   std::uint64_t acks_received = 0;
   std::uint64_t ack_timeouts = 0;
+  std::uint64_t cover_timeouts = 0;   // delegates that acked but went silent before their subtree was covered
   std::uint64_t ack_waits = 0;        // ack deadlines extended: the delegate is alive, our stream to it behind
   std::uint64_t link_failures = 0;
   std::uint64_t redelegations = 0;    // failed delegations whose targets were handed on again
@@ -182,6 +183,14 @@ class Node {
     std::uint32_t pending = 0;
     bool relay_only = false;  // held only to relay it to a NATed node, not received for ourselves
   };
+  // A delegation we acked `accepted`: its sender gets `covered` once every delegation we made of its
+  // targets (and those handed on again after a failure) is covered. Per delegation, not per message:
+  // each one waits only on strictly smaller sets, so waits never form a cycle.
+  struct Duty {
+    NodeId upstream = 0;
+    MessageId id;
+    std::uint32_t open = 0;  // our pending delegations made for it
+  };
   struct Pending {
     NodeId peer = 0;  // who must ack: the delegate, or the gateway relaying to it
     NodeId head = 0;  // the delegate
@@ -192,6 +201,8 @@ class Node {
     Micros sent_at = 0;
     Micros waiting_since = 0;       // start of the current wait (the send, or the last extension)
     std::uint32_t extensions = 0;   // waits extended because the peer is alive and behind (see there)
+    bool accepted = false;          // acked `accepted`: now waiting for `covered` (see cover_wait)
+    std::uint64_t duty = 0;         // the duty it was made for (0: our own broadcast, a rescue)
   };
   // What we know of a peer's TCP stream to us, to tell a peer that is behind from one that is gone.
   struct PeerProgress {
@@ -201,6 +212,10 @@ class Node {
     Micros srtt = 0, rttvar = 0;      // delegation to ack, smoothed as RFC 6298 does (0: no sample)
   };
   Micros ack_wait(NodeId peer) const;  // the first wait for an ack from `peer`
+  // After `accepted`, how long a delegate may take until `covered`: a wait per level of its subtree.
+  Micros cover_wait(const Pending& p) const;
+  void ack_delegation(NodeId to, const MessageId& id, wire::AckStatus status, std::size_t frame_mark);
+  void settle(const Pending& p);  // p is no longer pending: its duty may be done
   static void sample_ack_delay(PeerProgress& p, Micros sample);
   bool still_coming(const Pending& p, std::uint64_t token, Micros now) const;
   struct Outgoing {
@@ -298,6 +313,9 @@ class Node {
   std::priority_queue<Deadline, std::vector<Deadline>, std::greater<>> deadlines_;  // lazy: stale tokens skipped
   std::uint64_t next_token_ = 1;
   std::uint32_t relay_tries_ = 0;  // while fail_pending resends through another gateway (see there)
+  std::unordered_map<std::uint64_t, Duty> duties_;
+  std::uint64_t next_duty_ = 1;
+  std::uint64_t current_duty_ = 0;  // the duty delegations made now are for (see handle_broadcast)
   std::unordered_set<NodeId> suspected_;     // peers whose delegation failed: skipped until heard from
   std::unordered_map<NodeId, PeerProgress> progress_;
   std::map<MessageId, Refused> refused_;

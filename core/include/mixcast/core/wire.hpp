@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string_view>
+#include <string>
 #include <variant>
 #include <vector>
 
@@ -92,7 +93,11 @@ struct Broadcast {
   }
 };
 
-enum class AckStatus : std::uint8_t { accepted = 0, view_mismatch = 1 };
+// accepted: the delegate holds the message and works on its targets; covered: and every delegation
+// it made of them has been acked covered in turn (the whole subtree has it). A delegate with nothing
+// to hand on answers covered at once; otherwise accepted now, covered later. Its sender keeps the
+// delegation until covered, and re-delegates it if the delegate's link fails before.
+enum class AckStatus : std::uint8_t { accepted = 0, view_mismatch = 1, covered = 2 };
 
 struct Ack {
   NodeId origin = 0;
@@ -219,6 +224,11 @@ struct Decoded {
 };
 Decoded decode_frame(const std::uint8_t* data, std::size_t len);
 inline Decoded decode_frame(const Bytes& b) { return decode_frame(b.data(), b.size()); }
+
+// One line for people reading traces: the message's type and fields, payloads by size only.
+std::string describe(const Message& m);
+// Every message of a frame body, separated by "; ", or the decode error.
+std::string describe_frame(const std::uint8_t* data, std::size_t len);
 
 // ---- stream framing (TCP): varint body length, then the body ----
 void append_stream_frame(Bytes& out, const Bytes& body);
