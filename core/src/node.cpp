@@ -170,6 +170,7 @@ void Node::on_link_event(NodeId peer, LinkEvent event, Micros now) {
   for (const auto& [id, r] : refused_)
     if (r.sender == peer) orphans.push_back(id);
   for (const auto& id : orphans) rescue(id, now);
+  rescue_watched(peer, now);
 }
 
 void Node::on_timeout(Micros now) {
@@ -322,6 +323,9 @@ void Node::handle_broadcast(NodeId from, Channel channel, wire::Broadcast&& b, M
   // A relay is not our copy: we only pass it on. Our own copy comes through the plan; delivering
   // whichever arrives first would make our round depend on timing.
   if (!relay) accept(b, channel, now);
+  if (channel == Channel::tcp && from == b.origin && !relay && b.targets.kind == wire::Targets::Kind::none &&
+      !(b.flags & (wire::Broadcast::kControl | wire::Broadcast::kRepair)))
+    watch(b, now);  // a leaf straight from the origin: we may be the only one it reached
   if (channel != Channel::tcp || b.targets.kind == wire::Targets::Kind::none) {
     if (relay) {
       // A leaf for a NATed node behind us: pass it on over the link it opened.
@@ -349,8 +353,10 @@ void Node::handle_broadcast(NodeId from, Channel channel, wire::Broadcast&& b, M
                                    std::make_shared<const wire::Bytes>(b.payload)});
     return;
   }
-  refused_.erase(id);  // resent so that we could read it
+  // Resent so that we could read it (a relay of the same message through us is not that resend).
+  if (auto r = refused_.find(id); r != refused_.end() && !relay && r->second.sender == from) refused_.erase(r);
   hold(id, b.round, b.flags & wire::Broadcast::kControl, b.payload, relay);
+  if (from == b.origin && !relay && !(b.flags & (wire::Broadcast::kControl | wire::Broadcast::kRepair))) watch(b, now);
   const std::uint64_t duty = next_duty_++;
   duties_.emplace(duty, Duty{from, id, 0});
   current_duty_ = duty;
@@ -378,12 +384,37 @@ void Node::handle_broadcast(NodeId from, Channel channel, wire::Broadcast&& b, M
   release(id);
 }
 
-void Node::settle(const Pending& p) {
-  auto d = p.duty ? duties_.find(p.duty) : duties_.end();
+void Node::settle(const Pending& p) { close_duty(p.duty); }
+
+void Node::close_duty(std::uint64_t duty) {
+  auto d = duty ? duties_.find(duty) : duties_.end();
   if (d == duties_.end() || --d->second.open > 0) return;
   const Duty done = d->second;
   duties_.erase(d);
   ack_delegation(done.upstream, done.id, wire::AckStatus::covered, out_.size());
+}
+
+void Node::settle_multicasts(Micros now) {
+  // Past this, every repair of the multicast that could be made is made (tick's tail repair runs up
+  // to 2 reach expiries after a hearer's last confirmation).
+  const Micros give_up = 2 * cfg_.reach_expiry + silent_after();
+  std::vector<McastDuty> done;
+  auto settled = [&](const McastDuty& d) {
+    if (now - d.sent_at > give_up) return true;
+    for (NodeId m : d.counted) {
+      auto h = reach_.hearers().find(m);
+      if (h == reach_.hearers().end() || (h->second.highest < d.mseq && h->second.repaired_to < d.mseq)) return false;
+    }
+    return true;
+  };
+  auto keep = std::stable_partition(mcast_duties_.begin(), mcast_duties_.end(),
+                                    [&](const McastDuty& d) { return !settled(d); });
+  done.assign(std::make_move_iterator(keep), std::make_move_iterator(mcast_duties_.end()));
+  mcast_duties_.erase(keep, mcast_duties_.end());
+  for (const auto& d : done) {
+    if (d.duty) close_duty(d.duty);
+    else release(d.id);
+  }
 }
 
 void Node::ack_delegation(NodeId to, const MessageId& id, wire::AckStatus status, std::size_t frame_mark) {
@@ -470,6 +501,10 @@ void Node::resend(NodeId to, std::uint64_t first, std::uint64_t last_wanted) {
 
 void Node::handle_ack(NodeId from, const wire::Ack& ack, Micros now) {
   ++counters_.acks_received;
+  if (ack.status == wire::AckStatus::done) {
+    if (from == ack.origin) watched_.erase(MessageId{ack.origin, ack.seq, ack.incarnation});
+    return;
+  }
   auto it = awaiting_ack_.find(AckKey{from, MessageId{ack.origin, ack.seq, ack.incarnation}});
   if (it == awaiting_ack_.end()) {
     // A late ack of a delegation already handed elsewhere: its delay still says how slow this
@@ -545,7 +580,44 @@ Node::Active& Node::hold(const MessageId& id, std::uint32_t round, std::uint8_t 
 
 void Node::release(const MessageId& id) {
   auto it = active_.find(id);
-  if (it != active_.end() && --it->second.pending == 0) active_.erase(it);
+  if (it == active_.end() || --it->second.pending > 0) return;
+  // Our own broadcast is covered everywhere: the delegates watching us may stop.
+  for (NodeId d : it->second.told_done)
+    enqueue(d, Channel::tcp, wire::Ack{id.origin, id.seq, wire::AckStatus::done, view_->hash(), id.incarnation}, 0, id,
+            TrafficKind::control);
+  active_.erase(it);
+}
+
+Micros Node::watch_for() const {
+  // The longest an origin's broadcast may take to be covered: a cover wait over the whole view.
+  Micros levels = 2;
+  for (std::size_t n = view_->size(); n > 1; n = (n + 1) / 2) ++levels;
+  return 8 * levels * cfg_.ack_timeout;
+}
+
+void Node::watch(const wire::Broadcast& b, Micros now) {
+  while (!watch_expiry_.empty() && watch_expiry_.front().first <= now) {
+    auto w = watched_.find(watch_expiry_.front().second);
+    if (w != watched_.end() && w->second.until <= now) watched_.erase(w);
+    watch_expiry_.pop_front();
+  }
+  const Micros until = now + watch_for();
+  watched_[b.id()] = Watch{until, b.round, std::make_shared<const wire::Bytes>(b.payload)};
+  watch_expiry_.emplace_back(until, b.id());
+}
+
+void Node::rescue_watched(NodeId origin, Micros now) {
+  std::vector<MessageId> orphans;
+  for (const auto& [id, w] : watched_)
+    if (id.origin == origin && w.until > now) orphans.push_back(id);
+  for (const auto& id : orphans) {
+    const Watch w = std::move(watched_.at(id));
+    watched_.erase(id);
+    ++counters_.rescues;
+    hold(id, w.round, 0, *w.payload);
+    cover_everyone(id, now);
+    release(id);
+  }
 }
 
 wire::Broadcast Node::message_for(const MessageId& id, const Active& a) const {
@@ -690,6 +762,7 @@ void Node::send_delegation(const MessageId& id, NodeId head, TargetSet set, Micr
   }
   const bool needs_ack = b.targets.kind != wire::Targets::Kind::none;
   enqueue(peer, Channel::tcp, b, b.round, id, TrafficKind::data);
+  if (peer == head) tell_done_later(id, a, peer);
   if (needs_ack) {
     ++counters_.delegations;
     // Island ranks are only valid for the island view they were made with, which may change before
@@ -818,6 +891,18 @@ void Node::cover_own_island(const MessageId& id, IdRange island, Micros now) {
     ++counters_.unconfirmed_tcp;
     send_leaf(id, a, m, 0, now);
   }
+  // The cover is done once the members we counted on have it (settle_multicasts). Until then our
+  // sender keeps its delegation (we may die before repairing a loss), or, for our own broadcast,
+  // we hold it, so that `done` waits too.
+  if (!confirmed.empty() && !(a.flags & wire::Broadcast::kControl)) {
+    if (current_duty_) {
+      ++duties_.at(current_duty_).open;
+      mcast_duties_.push_back(McastDuty{current_duty_, id, mseq_, now, confirmed});
+    } else if (id.origin == cfg_.self && id.incarnation == cfg_.incarnation) {
+      ++a.pending;
+      mcast_duties_.push_back(McastDuty{0, id, mseq_, now, confirmed});
+    }
+  }
   if (cfg_.forced_tcp_share > 0 && !confirmed.empty()) {
     auto k = static_cast<std::size_t>(std::ceil(cfg_.forced_tcp_share * static_cast<double>(confirmed.size())));
     k = std::min(k, confirmed.size());
@@ -839,8 +924,10 @@ void Node::leaf_to_suspect(const MessageId& id, NodeId suspect, Micros now) {
   // Suspicion is a guess: a peer that was only slow, or whose connection broke, is alive and must
   // still get the message. A leaf costs no ack and no waiting, and goes after every delegation so
   // it shifts nobody's round; a dead peer just fails the send again.
+  // A gateway that held the message only to relay it sends the leaf too: a failed relay hands it
+  // the set back, and nobody else will send this suspect its copy.
   auto a = active_.find(id);
-  if (a != active_.end() && !a->second.relay_only) send_leaf(id, a->second, suspect, 0, now);
+  if (a != active_.end()) send_leaf(id, a->second, suspect, 0, now);
 }
 
 void Node::send_leaf(const MessageId& id, Active& a, NodeId to, std::uint8_t flags, Micros now) {
@@ -860,6 +947,13 @@ void Node::send_leaf(const MessageId& id, Active& a, NodeId to, std::uint8_t fla
     return;
   }
   enqueue(to, Channel::tcp, b, b.round, id, kind);
+  tell_done_later(id, a, to);
+}
+
+void Node::tell_done_later(const MessageId& id, Active& a, NodeId to) {
+  if (id.origin == cfg_.self && id.incarnation == cfg_.incarnation && !(a.flags & wire::Broadcast::kControl) &&
+      std::find(a.told_done.begin(), a.told_done.end(), to) == a.told_done.end())
+    a.told_done.push_back(to);
 }
 
 void Node::multicast_heard(const std::vector<NodeId>& heard, Micros now) {
@@ -996,13 +1090,17 @@ void Node::silence_told(NodeId from, const wire::Confirm& c, Micros now) {
   if (it == reach_.heard_from().end() || it->second.incarnation != c.incarnation) return;  // not our stream
   Reachability::Heard& h = it->second;
   if (c.highest_mseq >= h.highest) h.tell_at = -1;  // told as much as we would: no need to tell it again
-  // A sender we still hear repairs us itself (our own gap detection is untouched by this); one
-  // ask per silence: the first member that heard more answers it.
-  if (now - h.last_heard <= silent_after() || h.peer_asked_for == h.last_heard) return;
+  // A sender we still hear repairs us itself (our own gap detection is untouched by this). One ask
+  // per silence and teller's reach: a teller that heard more than the one we asked (who may have
+  // missed the same tail, or more in between) is asked again, for everything we may lack.
+  if (now - h.last_heard <= silent_after()) return;
+  const bool asked = h.peer_asked_for == h.last_heard;
+  if (asked && c.highest_mseq <= h.peer_asked_to) return;
   std::uint64_t first = h.highest + 1;
   if (h.asked_at != 0 && now - h.asked_at <= keep_for()) first = std::min(first, h.asked_from);
   if (first > c.highest_mseq) return;  // we heard as much, and wait for nothing
   h.peer_asked_for = h.last_heard;
+  h.peer_asked_to = c.highest_mseq;
   ++counters_.repair_requests;
   enqueue(from, Channel::tcp, wire::RepairRequest{c.sender, first, c.highest_mseq, c.incarnation}, 0, std::nullopt,
           TrafficKind::control);
@@ -1073,6 +1171,7 @@ void Node::tick(Micros now) {
       h.repaired_to = h.resent_to = settled_mseq;
     }
   }
+  settle_multicasts(now);
   tell_silences(now);
   if (now - last_beacon_ >= cfg_.beacon_interval || mseq_ == 0) {
     ++counters_.beacons;

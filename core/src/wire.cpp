@@ -283,7 +283,7 @@ bool decode_body(Reader& r, MsgType type, Message& out) {
       if (!r.varint_as(m.origin) || !r.varint(m.incarnation) || !r.varint(m.seq) || !r.u8(status) ||
           !r.u64(m.view_hash))
         return false;
-      if (status > 2) return r.fail(DecodeError::bad_value);
+      if (status > 3) return r.fail(DecodeError::bad_value);
       m.status = static_cast<AckStatus>(status);
       out = m;
       return true;
@@ -442,7 +442,7 @@ std::string describe(const Message& m) {
     }
     std::string operator()(const Ack& a) const {
       return "ack " + id_text(a.origin, a.seq, a.incarnation) +
-             (a.status == AckStatus::view_mismatch ? " view_mismatch" : a.status == AckStatus::covered ? " covered" : "");
+             (a.status == AckStatus::view_mismatch ? " view_mismatch" : a.status == AckStatus::covered ? " covered" : a.status == AckStatus::done ? " done" : "");
     }
     std::string operator()(const McastHeader& h) const {
       return "mcast sender=" + std::to_string(h.sender) + " mseq=" + std::to_string(h.mseq) +

@@ -153,7 +153,10 @@ RunResult ModelRun::run() {
       case EventType::crash:
         if (!net_.crashed(e.node)) {
           trace("crash " + std::to_string(e.node));
-          net_.crash(e.node);
+          for (const auto& closed : net_.crash(e.node, now_))
+            if (!net_.crashed(closed.peer))
+              push(Event{closed.at, 0, EventType::link, closed.peer, e.node, Channel::tcp, LinkEvent::failed, 0, {},
+                         false, book_.life(closed.peer)});
           book_.crashed(e.node, to_seconds(now_));
           for (auto it = held_.begin(); it != held_.end();) {  // what it had not sent yet dies with it
             if (it->first.first != e.node) {

@@ -80,6 +80,24 @@ NetworkModel::NetworkModel(const Scenario& s) {
         }
 }
 
+std::vector<NetworkModel::Closed> NetworkModel::crash(NodeId n, Nanos now) {
+  crashed_[n] = true;
+  std::vector<Closed> out;
+  for (auto it = connections_.begin(); it != connections_.end();) {
+    const auto a = static_cast<NodeId>(it->first >> 32), b = static_cast<NodeId>(it->first & 0xFFFFFFFFu);
+    if (a != n && b != n) {
+      ++it;
+      continue;
+    }
+    const NodeId peer = a == n ? b : a;
+    if (it->second.established)
+      out.push_back({peer, std::max(now + latency(n, peer), it->second.last_arrival[n < peer ? 0 : 1])});
+    it = connections_.erase(it);
+  }
+  std::sort(out.begin(), out.end(), [](const Closed& x, const Closed& y) { return x.peer < y.peer; });  // deterministic
+  return out;
+}
+
 void NetworkModel::restart(NodeId n) {
   crashed_[n] = false;
   for (auto it = connections_.begin(); it != connections_.end();) {

@@ -360,9 +360,50 @@ TEST(Rescue, ARefusedDelegationResentAsAListIsNotRescued) {
   const auto f = wire::encode_frame({list});
   r.node->on_frame(0, Channel::tcp, f.data(), f.size(), 2'000);
   drain(*r.node);
+  // The origin's broadcast is covered (done): its failure afterwards leaves nothing to rescue.
+  const auto done = wire::encode_frame({wire::Ack{0, 1, wire::AckStatus::done, r.view->hash(), 1}});
+  r.node->on_frame(0, Channel::tcp, done.data(), done.size(), 3'000);
   r.node->on_link_event(0, LinkEvent::failed, 5'000);
   r.node->on_timeout(60'000'000);
   EXPECT_EQ(r.node->counters().rescues, 0u);
+}
+
+// A delegate that got its copy straight from the origin covers everyone when the origin fails
+// before saying its broadcast is done: the origin's sends to others may have died with it.
+TEST(Rescue, AnOriginThatFailsBeforeItsBroadcastIsDoneIsCoveredForByItsDelegate) {
+  Refusal r;
+  wire::Broadcast list = r.b;
+  list.seq = 2;
+  list.targets = wire::Targets{};
+  list.targets.kind = wire::Targets::Kind::id_list;
+  list.targets.ids = {1, 2};
+  const auto f = wire::encode_frame({list});
+  r.node->on_frame(0, Channel::tcp, f.data(), f.size(), 2'000);
+  drain(*r.node);
+  r.node->on_link_event(0, LinkEvent::failed, 5'000);
+  const auto to = r.sent_to(drain(*r.node));
+  EXPECT_EQ(r.node->counters().rescues, 2u) << "seq 1 (refused) and seq 2 (taken on)";
+  EXPECT_GE(to.size(), 3u) << "covering everyone takes log2 of 8 sends";
+}
+
+TEST(Rescue, TheOriginSaysDoneToTheDelegatesItSentToDirectly) {
+  auto view = view_of(8);
+  NodeConfig cfg;
+  cfg.self = 0;
+  Node origin(cfg, view);
+  const MessageId id = origin.broadcast({4, 2}, 0);
+  std::set<NodeId> direct;
+  for (const auto& t : drain(origin)) direct.insert(t.to);
+  ASSERT_EQ(direct.size(), 3u);
+  std::set<NodeId> told;
+  for (NodeId d : direct) {
+    const auto a = wire::encode_frame({wire::Ack{0, id.seq, wire::AckStatus::covered, view->hash(), 1}});
+    origin.on_frame(d, Channel::tcp, a.data(), a.size(), 1'000);
+    for (const auto& t : drain(origin))
+      for (const auto& m : wire::decode_frame(t.bytes).messages)
+        if (const auto* ack = std::get_if<wire::Ack>(&m); ack && ack->status == wire::AckStatus::done) told.insert(t.to);
+  }
+  EXPECT_EQ(told, direct) << "done goes to every direct delegate and leaf, once the last delegation is covered";
 }
 
 TEST(Rescue, ARefusedDelegationIsRescuedWhenItsSenderStaysSilent) {

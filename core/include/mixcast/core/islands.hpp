@@ -37,6 +37,7 @@ class Reachability {
     std::uint64_t asked_from = 0;  // lowest mseq asked of the sender since asked_at
     Micros asked_at = 0;          // when a gap was last asked of the sender (0: never)
     Micros peer_asked_for = -1;   // the last_heard whose silence we already asked a member about
+    std::uint64_t peer_asked_to = 0;  // and up to which mseq (a teller that heard more is asked again)
     Micros tell_at = -1;          // when we tell its silence, unless another member told first
   };
   struct Hearer {  // what a receiver confirmed hearing from this node

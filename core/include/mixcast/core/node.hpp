@@ -122,7 +122,8 @@ struct NodeCounters {
   std::uint64_t unconfirmed_tcp = 0;  // TCP sends to island members that have not confirmed hearing us
   std::uint64_t announcements = 0;    // island announcements originated
   std::uint64_t relayed = 0;          // delegations forwarded to a NATed node as its gateway
-  std::uint64_t rescues = 0;          // refused delegations whose sender failed: we covered everyone
+  std::uint64_t rescues = 0;          // we covered everyone: the sender of a delegation we refused, or an
+                                      // origin we watched, failed before its broadcast was covered
 };
 
 class Node {
@@ -182,6 +183,15 @@ class Node {
     std::uint32_t sends = 0;  // sends made so far: the k-th send reaches round + k
     std::uint32_t pending = 0;
     bool relay_only = false;  // held only to relay it to a NATed node, not received for ourselves
+    std::vector<NodeId> told_done;  // our own broadcast: delegates that watch us until `done`
+  };
+  // A delegation straight from the origin. If the origin fails before its broadcast is covered
+  // (frames to other delegates may have died with it), we cover everyone: no member misses what we
+  // delivered. Its `done` ends the watch; so does age (watch_for).
+  struct Watch {
+    Micros until = 0;
+    std::uint32_t round = 0;
+    std::shared_ptr<const wire::Bytes> payload;
   };
   // A delegation we acked `accepted`: its sender gets `covered` once every delegation we made of its
   // targets (and those handed on again after a failure) is covered. Per delegation, not per message:
@@ -216,6 +226,17 @@ class Node {
   Micros cover_wait(const Pending& p) const;
   void ack_delegation(NodeId to, const MessageId& id, wire::AckStatus status, std::size_t frame_mark);
   void settle(const Pending& p);  // p is no longer pending: its duty may be done
+  void close_duty(std::uint64_t duty);  // one open part of a duty is done
+  // A multicast of a broadcast we cover is part of the cover: done once every member we counted on
+  // as a hearer confirmed hearing past it (or asked for it), or was resent it over TCP.
+  struct McastDuty {
+    std::uint64_t duty = 0;  // the delegation it is for; 0: our own broadcast (we hold it instead)
+    MessageId id;
+    std::uint64_t mseq = 0;
+    Micros sent_at = 0;
+    std::vector<NodeId> counted;
+  };
+  void settle_multicasts(Micros now);  // see tick
   static void sample_ack_delay(PeerProgress& p, Micros sample);
   bool still_coming(const Pending& p, std::uint64_t token, Micros now) const;
   struct Outgoing {
@@ -258,6 +279,10 @@ class Node {
     std::shared_ptr<const wire::Bytes> payload;
   };
   void rescue(const MessageId& id, Micros now);
+  void watch(const wire::Broadcast& b, Micros now);
+  void tell_done_later(const MessageId& id, Active& a, NodeId to);  // an origin's direct send: `done` at the end
+  void rescue_watched(NodeId origin, Micros now);  // the origin's link failed
+  Micros watch_for() const;
   void handle(NodeId from, Channel channel, wire::Message&& m, Micros now);
   void handle_broadcast(NodeId from, Channel channel, wire::Broadcast&& b, Micros now);
   void handle_ack(NodeId from, const wire::Ack& a, Micros now);
@@ -316,10 +341,13 @@ class Node {
   std::unordered_map<std::uint64_t, Duty> duties_;
   std::uint64_t next_duty_ = 1;
   std::uint64_t current_duty_ = 0;  // the duty delegations made now are for (see handle_broadcast)
+  std::vector<McastDuty> mcast_duties_;  // by sending time
   std::unordered_set<NodeId> suspected_;     // peers whose delegation failed: skipped until heard from
   std::unordered_map<NodeId, PeerProgress> progress_;
   std::map<MessageId, Refused> refused_;
   std::map<AckKey, Micros> given_up_;  // delegations whose ack timed out: when they were sent
+  std::map<MessageId, Watch> watched_;
+  std::deque<std::pair<Micros, MessageId>> watch_expiry_;  // by `until`, for pruning
   std::unordered_set<NodeId> foreign_view_;  // peers known to hold another view: send id lists
   // A NATed node says hello to its gateways this often: a gateway that restarted lost the link and
   // cannot dial it back, and the hello on a dead link makes the link fail and open again.

@@ -97,7 +97,9 @@ struct Broadcast {
 // it made of them has been acked covered in turn (the whole subtree has it). A delegate with nothing
 // to hand on answers covered at once; otherwise accepted now, covered later. Its sender keeps the
 // delegation until covered, and re-delegates it if the delegate's link fails before.
-enum class AckStatus : std::uint8_t { accepted = 0, view_mismatch = 1, covered = 2 };
+// done: sent by the origin, once its whole broadcast is covered, to the delegates it handed targets
+// to directly; until then they watch the origin, and cover everyone if it fails (Node::watch).
+enum class AckStatus : std::uint8_t { accepted = 0, view_mismatch = 1, covered = 2, done = 3 };
 
 struct Ack {
   NodeId origin = 0;

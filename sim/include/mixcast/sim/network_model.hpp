@@ -4,8 +4,9 @@
 //     datacenters = LAN + shortest WAN path (by latency, bottleneck bandwidth, queued per direction) + LAN;
 //   - TCP: a connection costs one round trip before its first frame; a lost segment is retransmitted
 //     after an RTO, and frames of a connection never overtake each other;
-//   - connections to crashed nodes fail after a round trip (reset), and a restarted node starts with
-//     no connections; connections into a NAT subnet
+//   - a crash is a process crash: its kernel closes its connections (the peers see a FIN after what
+//     it had sent), new connections to it fail after a round trip (reset), and a restarted node
+//     starts with no connections; connections into a NAT subnet
 //     from outside it are never dialled: frames wait until the NAT side opens the connection (the
 //     engine holds them, as the real and ns-3 engines do);
 //   - multicast reaches the sender's subnet only, each receiver losing it independently.
@@ -29,7 +30,11 @@ class NetworkModel {
   explicit NetworkModel(const Scenario& s);
 
   bool crashed(NodeId n) const { return crashed_[n]; }
-  void crash(NodeId n) { crashed_[n] = true; }
+  struct Closed {
+    NodeId peer;
+    Nanos at;  // when the FIN reaches the peer, behind everything the crashed node had sent it
+  };
+  std::vector<Closed> crash(NodeId n, Nanos now);  // the connections its kernel closes
   // A crashed node's process starts again: it holds no connection (peers' old ones are dead).
   void restart(NodeId n);
   std::uint32_t subnet_of(NodeId n) const { return subnet_of_[n]; }
