@@ -811,8 +811,11 @@ void Node::sample_ack_delay(PeerProgress& p, Micros sample) {
 // ack_timeout, or longer for a peer whose acks have been slow (a congested stream to it): as TCP
 // sets its RTO, the smoothed delay plus four deviations.
 Micros Node::ack_wait(NodeId peer) const {
+  // Before the first sample, twice as long (TCP, too, starts at a conservative RTO): a first
+  // delegation over a long or busy path is not yet known to be slow, and handing its targets on
+  // after a spurious timeout costs a whole branch of copies and rounds.
   auto it = progress_.find(peer);
-  if (it == progress_.end() || it->second.srtt == 0) return cfg_.ack_timeout;
+  if (it == progress_.end() || it->second.srtt == 0) return 2 * cfg_.ack_timeout;
   return std::max(cfg_.ack_timeout, it->second.srtt + 4 * it->second.rttvar);
 }
 
@@ -823,8 +826,12 @@ Micros Node::cover_wait(const Pending& p) const {
 }
 
 bool Node::still_coming(const Pending& p, std::uint64_t token, Micros now) const {
-  constexpr std::uint32_t kMaxExtensions = 8;  // with the backoff: about 50 ack timeouts in all
-  if (p.extensions >= kMaxExtensions) return false;
+  // With the backoff, about 50 ack timeouts in all. A delegate that accepted is waited for as long
+  // as it talks: it watches its own subtree (its silent children time out there), its death closes
+  // the link, and handing a branch on because the delegate is slow only adds load where there is
+  // too much.
+  constexpr std::uint32_t kMaxExtensions = 8;
+  if (!p.accepted && p.extensions >= kMaxExtensions) return false;
   auto it = progress_.find(p.peer);
   if (it == progress_.end()) return false;
   const PeerProgress& peer = it->second;

@@ -153,6 +153,14 @@ NetworkModel::Unicast NetworkModel::unicast(NodeId from, NodeId to, std::size_t 
     c.established = true;
     start += rtt;  // three-way handshake before the first byte
     out.connected_at = start;
+    c.dialer = from;
+    c.ready_at = start;
+  } else if (from != c.dialer && now < c.ready_at) {
+    start = c.ready_at;  // the peer's handshake is still on: our bytes go once it is done
+    if (!c.other_side_told) {
+      c.other_side_told = true;
+      out.connected_at = start;
+    }
   }
   const auto& sa = subnets_[subnet_of_[from]];
   const auto& sb = subnets_[subnet_of_[to]];

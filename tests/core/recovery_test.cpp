@@ -93,6 +93,17 @@ TEST(AckWait, ADelegateThatKeepsTalkingIsWaitedForNotReplaced) {
   EXPECT_EQ(f.origin->counters().redelegations, 0u) << "the late ack still counted";
 }
 
+TEST(AckWait, APeerNotYetMeasuredGetsTwoAckTimeouts) {
+  AckFixture f;
+  f.origin->broadcast({1}, 0);
+  const auto sent = delegations(drain(*f.origin));
+  const NodeId d = sent.begin()->first;
+  f.run(100'000, 900'000, d, [](Micros) { return false; });
+  EXPECT_EQ(f.origin->counters().ack_timeouts, 0u) << "timed out before 2 ack timeouts";
+  f.run(1'000'000, 1'100'000, d, [](Micros) { return false; });
+  EXPECT_EQ(f.origin->counters().ack_timeouts, sent.size()) << "every delegation, at 1 s";
+}
+
 TEST(AckWait, ADelegateThatFallsSilentIsReplacedAtTheNextDeadline) {
   AckFixture f;
   f.origin->broadcast({1, 2, 3}, 0);
@@ -116,11 +127,12 @@ TEST(AckWait, ADelegationThatWaitedForItsLinkIsWaitedForLonger) {
       const auto a = ack_from(*f.view, 0, id.seq);
       f.origin->on_frame(peer, Channel::tcp, a.data(), a.size(), 1000);
     }
-  f.origin->on_link_event(far, LinkEvent::up, 400'000);
-  f.run(100'000, 700'000, far, [](Micros) { return false; });
+  // The first wait for a peer not yet measured is 2 ack timeouts (1 s); the handshake takes 0.9 s.
+  f.origin->on_link_event(far, LinkEvent::up, 900'000);
+  f.run(100'000, 1'200'000, far, [](Micros) { return false; });
   const auto a = ack_from(*f.view, 0, id.seq);
-  f.origin->on_frame(far, Channel::tcp, a.data(), a.size(), 750'000);
-  f.run(800'000, 30'000'000, far, [](Micros) { return false; });
+  f.origin->on_frame(far, Channel::tcp, a.data(), a.size(), 1'250'000);
+  f.run(1'300'000, 30'000'000, far, [](Micros) { return false; });
   EXPECT_EQ(f.origin->counters().ack_waits, 1u);
   EXPECT_EQ(f.origin->counters().redelegations, 0u);
 }

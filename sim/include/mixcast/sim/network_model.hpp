@@ -2,7 +2,8 @@
 //   - each node sends through its own NIC at its subnet's LAN bandwidth (serialisation delay);
 //   - paths: same subnet = one LAN hop; same datacenter = two LAN hops via the router; across
 //     datacenters = LAN + shortest WAN path (by latency, bottleneck bandwidth, queued per direction) + LAN;
-//   - TCP: a connection costs one round trip before its first frame; a lost segment is retransmitted
+//   - TCP: a connection costs one round trip before its first frame (the other side's frames wait
+//     for that handshake too, and it hears the link is up then); a lost segment is retransmitted
 //     after an RTO, and frames of a connection never overtake each other;
 //   - a crash is a process crash: its kernel closes its connections (the peers see a FIN after what
 //     it had sent), new connections to it fail after a round trip (reset), and a restarted node
@@ -72,6 +73,11 @@ class NetworkModel {
   };
   struct Connection {
     bool established = false;
+    // The handshake: who dialled, and when it is done. The other side's bytes wait for it as well
+    // (it could not send before the SYN came); it hears the link is up then, once.
+    NodeId dialer = 0;
+    Nanos ready_at = 0;
+    bool other_side_told = false;
     Nanos last_arrival[2] = {0, 0};  // per direction: lower id -> higher id, and back
   };
   Nanos serialise(Nanos start, std::size_t bytes, double bandwidth) const;
