@@ -200,7 +200,7 @@ void Node::on_timeout(Micros now) {
     ++counters_.ack_timeouts;
     // Its ack may still come: remember when we sent it (at most 64 such), to learn the delay.
     if (given_up_.size() >= 64) given_up_.erase(given_up_.begin());
-    given_up_[AckKey{it->second.peer, it->second.id}] = it->second.sent_at;
+    given_up_[token] = it->second.sent_at;
     suspected_.insert(it->second.peer);
     fail_pending(token, now);
   }
@@ -346,7 +346,7 @@ void Node::handle_broadcast(NodeId from, Channel channel, wire::Broadcast&& b, M
   const bool understood = interpret_targets(b, set);
   const std::size_t frame_mark = out_.size();  // the ack goes out before what we send on
   if (!understood) {
-    ack_delegation(from, id, wire::AckStatus::view_mismatch, frame_mark);
+    ack_delegation(from, id, wire::AckStatus::view_mismatch, b.token, frame_mark);
     if (!relay && !refused_.count(id))
       refused_.emplace(id, Refused{from, now + 4 * ack_wait(from), b.round,
                                    static_cast<std::uint8_t>(b.flags & wire::Broadcast::kControl),
@@ -358,7 +358,7 @@ void Node::handle_broadcast(NodeId from, Channel channel, wire::Broadcast&& b, M
   hold(id, b.round, b.flags & wire::Broadcast::kControl, b.payload, relay);
   if (from == b.origin && !relay && !(b.flags & (wire::Broadcast::kControl | wire::Broadcast::kRepair))) watch(b, now);
   const std::uint64_t duty = next_duty_++;
-  duties_.emplace(duty, Duty{from, id, 0});
+  duties_.emplace(duty, Duty{from, b.token, id, 0});
   current_duty_ = duty;
   if (relay) {
     // We are the gateway of the delegate: hand it the whole delegation over its link.
@@ -376,10 +376,10 @@ void Node::handle_broadcast(NodeId from, Channel channel, wire::Broadcast&& b, M
   // Covered at once unless we delegated on and wait for acks: then covered comes later (settle).
   auto d = duties_.find(duty);
   if (d->second.open > 0) {
-    ack_delegation(from, id, wire::AckStatus::accepted, frame_mark);
+    ack_delegation(from, id, wire::AckStatus::accepted, b.token, frame_mark);
   } else {
     duties_.erase(d);
-    ack_delegation(from, id, wire::AckStatus::covered, frame_mark);
+    ack_delegation(from, id, wire::AckStatus::covered, b.token, frame_mark);
   }
   release(id);
 }
@@ -391,7 +391,7 @@ void Node::close_duty(std::uint64_t duty) {
   if (d == duties_.end() || --d->second.open > 0) return;
   const Duty done = d->second;
   duties_.erase(d);
-  ack_delegation(done.upstream, done.id, wire::AckStatus::covered, out_.size());
+  ack_delegation(done.upstream, done.id, wire::AckStatus::covered, done.token, out_.size());
 }
 
 void Node::settle_multicasts(Micros now) {
@@ -417,9 +417,10 @@ void Node::settle_multicasts(Micros now) {
   }
 }
 
-void Node::ack_delegation(NodeId to, const MessageId& id, wire::AckStatus status, std::size_t frame_mark) {
+void Node::ack_delegation(NodeId to, const MessageId& id, wire::AckStatus status, std::uint64_t token,
+                          std::size_t frame_mark) {
   const std::size_t before = out_.size();
-  enqueue(to, Channel::tcp, wire::Ack{id.origin, id.seq, status, view_->hash(), id.incarnation}, 0, id,
+  enqueue(to, Channel::tcp, wire::Ack{id.origin, id.seq, status, view_->hash(), id.incarnation, token}, 0, id,
           TrafficKind::ack);
   // A new frame for the ack goes before the frames queued since the delegation arrived: on a shared
   // uplink, an ack behind our own forwarding would look late to its sender.
@@ -505,33 +506,20 @@ void Node::handle_ack(NodeId from, const wire::Ack& ack, Micros now) {
     if (from == ack.origin) watched_.erase(MessageId{ack.origin, ack.seq, ack.incarnation});
     return;
   }
-  auto it = awaiting_ack_.find(AckKey{from, MessageId{ack.origin, ack.seq, ack.incarnation}});
-  if (it == awaiting_ack_.end()) {
+  const std::uint64_t token = ack.token;
+  auto p = pending_.find(token);
+  if (p == pending_.end() || p->second.peer != from || p->second.id != MessageId{ack.origin, ack.seq, ack.incarnation}) {
     // A late ack of a delegation already handed elsewhere: its delay still says how slow this
     // delegate's acks are (without it, a delegate whose acks are always late would never be learned).
-    auto late = given_up_.find(AckKey{from, MessageId{ack.origin, ack.seq, ack.incarnation}});
-    if (late != given_up_.end()) {
+    auto late = given_up_.find(token);
+    if (late != given_up_.end() && p == pending_.end()) {
       sample_ack_delay(progress_[from], now - late->second);
       given_up_.erase(late);
     }
     return;
   }
-  // Acks come in order. `accepted` answers the oldest delegation not yet accepted; `covered` and
-  // `view_mismatch` the oldest one of all (each delegation gets one of them last).
-  auto& tokens = it->second;
-  auto at = tokens.begin();
-  if (ack.status == wire::AckStatus::accepted)
-    while (at != tokens.end() && pending_.count(*at) && pending_.at(*at).accepted) ++at;
-  if (at == tokens.end()) return;  // a stray accepted
-  const std::uint64_t token = *at;
   auto& progress = progress_[from];
   progress.latest_acked = std::max(progress.latest_acked, token);
-  auto p = pending_.find(token);
-  if (p == pending_.end()) {
-    tokens.erase(at);
-    if (tokens.empty()) awaiting_ack_.erase(it);
-    return;
-  }
   if (!p->second.accepted) sample_ack_delay(progress, now - p->second.sent_at);
   if (ack.status == wire::AckStatus::accepted) {
     // It holds the message and hands it on: keep the delegation until its subtree is covered.
@@ -543,8 +531,6 @@ void Node::handle_ack(NodeId from, const wire::Ack& ack, Micros now) {
     deadlines_.emplace(pend.deadline, token);
     return;
   }
-  tokens.erase(at);
-  if (tokens.empty()) awaiting_ack_.erase(it);
   Pending pend = std::move(p->second);
   pending_.erase(p);
   if (ack.status == wire::AckStatus::view_mismatch) {
@@ -761,6 +747,7 @@ void Node::send_delegation(const MessageId& id, NodeId head, TargetSet set, Micr
     if (b.targets.kind == wire::Targets::Kind::none) b.targets = just(head);
   }
   const bool needs_ack = b.targets.kind != wire::Targets::Kind::none;
+  if (needs_ack) b.token = next_token_;  // await_ack takes this token
   enqueue(peer, Channel::tcp, b, b.round, id, TrafficKind::data);
   if (peer == head) tell_done_later(id, a, peer);
   if (needs_ack) {
@@ -779,7 +766,6 @@ void Node::await_ack(Active& a, NodeId peer, NodeId head, const MessageId& id, T
   pending_.emplace(token, Pending{peer, head, id, std::move(set), deadline, peer != head ? relay_tries_ : 0u, now, now, 0,
                                   false, current_duty_});
   if (current_duty_) ++duties_.at(current_duty_).open;
-  awaiting_ack_[AckKey{peer, id}].push_back(token);
   deadlines_.emplace(deadline, token);
 }
 
@@ -849,12 +835,6 @@ void Node::fail_pending(std::uint64_t token, Micros now) {
   if (p == pending_.end()) return;
   Pending pend = std::move(p->second);
   pending_.erase(p);
-  auto w = awaiting_ack_.find(AckKey{pend.peer, pend.id});
-  if (w != awaiting_ack_.end()) {
-    auto& v = w->second;
-    v.erase(std::remove(v.begin(), v.end(), token), v.end());
-    if (v.empty()) awaiting_ack_.erase(w);
-  }
   ++counters_.redelegations;
   const std::uint64_t outer_duty = current_duty_;
   current_duty_ = pend.duty;  // what we hand on again is still for the same duty
@@ -949,6 +929,7 @@ void Node::send_leaf(const MessageId& id, Active& a, NodeId to, std::uint8_t fla
     b.flags |= wire::Broadcast::kRelay;
     b.relay_to = to;
     b.targets = just(to);
+    b.token = next_token_;  // await_ack takes this token
     enqueue(*g, Channel::tcp, b, b.round, id, kind);
     await_ack(a, *g, to, id, TargetSet::list({to}), now);
     return;

@@ -211,6 +211,7 @@ struct Encoder {
     out.push_back(m.flags);
     if (m.flags & Broadcast::kRelay) put_varint(out, m.relay_to);
     put_targets(out, m.targets);
+    if (m.targets.kind != Targets::Kind::none) put_varint(out, m.token);
     put_varint(out, m.payload.size());
     out.insert(out.end(), m.payload.begin(), m.payload.end());
   }
@@ -220,6 +221,7 @@ struct Encoder {
     put_varint(out, m.seq);
     out.push_back(static_cast<std::uint8_t>(m.status));
     put_u64(out, m.view_hash);
+    put_varint(out, m.token);
   }
   void operator()(const McastHeader& m) {
     put_varint(out, m.sender);
@@ -273,7 +275,9 @@ bool decode_body(Reader& r, MsgType type, Message& out) {
         return false;
       if (m.flags & ~Broadcast::kKnownFlags) return r.fail(DecodeError::bad_value);
       if ((m.flags & Broadcast::kRelay) && !r.varint_as(m.relay_to)) return false;
-      if (!get_targets(r, m.targets) || !r.bytes(m.payload, kMaxPayloadBytes)) return false;
+      if (!get_targets(r, m.targets)) return false;
+      if (m.targets.kind != Targets::Kind::none && !r.varint(m.token)) return false;
+      if (!r.bytes(m.payload, kMaxPayloadBytes)) return false;
       out = std::move(m);
       return true;
     }
@@ -281,7 +285,7 @@ bool decode_body(Reader& r, MsgType type, Message& out) {
       Ack m;
       std::uint8_t status;
       if (!r.varint_as(m.origin) || !r.varint(m.incarnation) || !r.varint(m.seq) || !r.u8(status) ||
-          !r.u64(m.view_hash))
+          !r.u64(m.view_hash) || !r.varint(m.token))
         return false;
       if (status > 3) return r.fail(DecodeError::bad_value);
       m.status = static_cast<AckStatus>(status);
@@ -434,6 +438,7 @@ std::string describe(const Message& m) {
     std::string operator()(const Broadcast& b) const {
       std::string s = "bcast " + id_text(b.origin, b.seq, b.incarnation) + " r=" + std::to_string(b.round) + " " +
                       describe_targets(b.targets) + " " + std::to_string(b.payload.size()) + "B";
+      if (b.targets.kind != Targets::Kind::none) s += " token=" + std::to_string(b.token);
       if (b.flags & Broadcast::kControl) s += " control";
       if (b.flags & Broadcast::kForced) s += " forced";
       if (b.flags & Broadcast::kRepair) s += " repair";
@@ -441,7 +446,7 @@ std::string describe(const Message& m) {
       return s;
     }
     std::string operator()(const Ack& a) const {
-      return "ack " + id_text(a.origin, a.seq, a.incarnation) +
+      return "ack " + id_text(a.origin, a.seq, a.incarnation) + " token=" + std::to_string(a.token) +
              (a.status == AckStatus::view_mismatch ? " view_mismatch" : a.status == AckStatus::covered ? " covered" : a.status == AckStatus::done ? " done" : "");
     }
     std::string operator()(const McastHeader& h) const {

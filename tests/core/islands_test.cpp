@@ -253,14 +253,16 @@ TEST(ListedIslands, AnIslandViewMismatchIsResentAsListedIslandsNotAsEveryNode) {
   sent(n);
   const MessageId id = n.broadcast({9}, 1000);
   NodeId delegate = 0;
+  std::uint64_t token = 0;
   for (auto& [t, m] : sent(n))
     if (auto* b = std::get_if<wire::Broadcast>(&m); b && b->seq == id.seq && t.channel == Channel::tcp &&
                                                     b->targets.kind == wire::Targets::Kind::view_range) {
       EXPECT_EQ(b->targets.view_hash, n.island_hash());
       delegate = t.to;
+      token = b->token;
     }
   ASSERT_GE(delegate, 4u);
-  feed(n, delegate, wire::Ack{0, id.seq, wire::AckStatus::view_mismatch, n.view().hash(), id.incarnation}, 2000);
+  feed(n, delegate, wire::Ack{0, id.seq, wire::AckStatus::view_mismatch, n.view().hash(), id.incarnation, token}, 2000);
   std::optional<wire::Targets> resent;
   for (auto& [t, m] : sent(n))
     if (auto* b = std::get_if<wire::Broadcast>(&m); b && b->seq == id.seq && t.to == delegate) resent = b->targets;

@@ -26,23 +26,31 @@ std::vector<Transmit> drain(Node& node) {
   return out;
 }
 
+// Delegation tokens seen by delegations(), by (peer, seq): the fake delegates' acks echo them.
+std::map<std::pair<NodeId, std::uint64_t>, std::uint64_t>& tokens_seen() {
+  static std::map<std::pair<NodeId, std::uint64_t>, std::uint64_t> tokens;
+  return tokens;
+}
+
 // The peers a transmit batch hands targets to (those that must ack), by broadcast seq.
 std::map<NodeId, std::vector<std::uint64_t>> delegations(const std::vector<Transmit>& sent) {
   std::map<NodeId, std::vector<std::uint64_t>> out;
   for (const auto& t : sent) {
     const auto d = wire::decode_frame(t.bytes);
     for (const auto& m : d.messages)
-      if (const auto* b = std::get_if<wire::Broadcast>(&m); b && b->targets.kind != wire::Targets::Kind::none)
+      if (const auto* b = std::get_if<wire::Broadcast>(&m); b && b->targets.kind != wire::Targets::Kind::none) {
         out[t.to].push_back(b->seq);
+        tokens_seen()[{t.to, b->seq}] = b->token;
+      }
   }
   return out;
 }
 
 wire::Bytes hello_from(NodeId peer, const View& view) { return wire::encode_frame({wire::Hello{peer, view.hash(), 1}}); }
 // A fake delegate with nothing to hand on: it answers `covered` at once.
-wire::Bytes ack_from(const View& view, NodeId origin, std::uint64_t seq,
+wire::Bytes ack_from(NodeId peer, const View& view, NodeId origin, std::uint64_t seq,
                      wire::AckStatus status = wire::AckStatus::covered) {
-  return wire::encode_frame({wire::Ack{origin, seq, status, view.hash(), 1}});
+  return wire::encode_frame({wire::Ack{origin, seq, status, view.hash(), 1, tokens_seen()[{peer, seq}]}});
 }
 
 struct AckFixture {
@@ -80,14 +88,14 @@ TEST(AckWait, ADelegateThatKeepsTalkingIsWaitedForNotReplaced) {
   const NodeId slow = firsts.begin()->first;
   for (const auto& [peer, seqs] : firsts) {  // everyone else acks at once
     if (peer == slow) continue;
-    const auto a = ack_from(*f.view, 0, id.seq);
+    const auto a = ack_from(peer, *f.view, 0, id.seq);
     f.origin->on_frame(peer, Channel::tcp, a.data(), a.size(), 1000);
   }
   f.run(100'000, 3'000'000, slow, [](Micros) { return true; });
   EXPECT_EQ(f.origin->counters().ack_timeouts, 0u);
   EXPECT_EQ(f.origin->counters().redelegations, 0u);
   EXPECT_GE(f.origin->counters().ack_waits, 2u);
-  const auto a = ack_from(*f.view, 0, id.seq);
+  const auto a = ack_from(slow, *f.view, 0, id.seq);
   f.origin->on_frame(slow, Channel::tcp, a.data(), a.size(), 3'050'000);
   f.run(3'100'000, 60'000'000, slow, [](Micros) { return false; });
   EXPECT_EQ(f.origin->counters().redelegations, 0u) << "the late ack still counted";
@@ -124,13 +132,13 @@ TEST(AckWait, ADelegationThatWaitedForItsLinkIsWaitedForLonger) {
   const NodeId far = firsts.begin()->first;
   for (const auto& [peer, seqs] : firsts)
     if (peer != far) {
-      const auto a = ack_from(*f.view, 0, id.seq);
+      const auto a = ack_from(peer, *f.view, 0, id.seq);
       f.origin->on_frame(peer, Channel::tcp, a.data(), a.size(), 1000);
     }
   // The first wait for a peer not yet measured is 2 ack timeouts (1 s); the handshake takes 0.9 s.
   f.origin->on_link_event(far, LinkEvent::up, 900'000);
   f.run(100'000, 1'200'000, far, [](Micros) { return false; });
-  const auto a = ack_from(*f.view, 0, id.seq);
+  const auto a = ack_from(far, *f.view, 0, id.seq);
   f.origin->on_frame(far, Channel::tcp, a.data(), a.size(), 1'250'000);
   f.run(1'300'000, 30'000'000, far, [](Micros) { return false; });
   EXPECT_EQ(f.origin->counters().ack_waits, 1u);
@@ -150,7 +158,7 @@ TEST(AckWait, ALaterAckMeansTheEarlierDelegationWasLost) {
   for (const auto& [peer, seqs] : sent)  // every ack but the slow delegate's first
     for (std::uint64_t seq : seqs) {
       if (peer == slow && seq == first.seq) continue;
-      const auto a = ack_from(*f.view, 0, seq);
+      const auto a = ack_from(peer, *f.view, 0, seq);
       f.origin->on_frame(peer, Channel::tcp, a.data(), a.size(), 20'000);
     }
   f.run(100'000, 2'000'000, slow, [](Micros) { return true; });
@@ -166,7 +174,7 @@ TEST(CoveredAck, ADelegateThatAcceptedAndThenFailsIsReplaced) {
   auto firsts = delegations(drain(*f.origin));
   const NodeId big = firsts.begin()->first;
   for (const auto& [peer, seqs] : firsts) {
-    const auto a = ack_from(*f.view, 0, id.seq, peer == big ? wire::AckStatus::accepted : wire::AckStatus::covered);
+    const auto a = ack_from(peer, *f.view, 0, id.seq, peer == big ? wire::AckStatus::accepted : wire::AckStatus::covered);
     f.origin->on_frame(peer, Channel::tcp, a.data(), a.size(), 1000);
   }
   EXPECT_TRUE(f.origin->awaits_delegations());
@@ -186,7 +194,7 @@ TEST(CoveredAck, ACoveredDelegationIsDoneAndAnAcceptedOneThatGoesSilentIsHandedO
   auto firsts = delegations(drain(*f.origin));
   const NodeId big = firsts.begin()->first;
   for (const auto& [peer, seqs] : firsts) {
-    const auto a = ack_from(*f.view, 0, id.seq, peer == big ? wire::AckStatus::accepted : wire::AckStatus::covered);
+    const auto a = ack_from(peer, *f.view, 0, id.seq, peer == big ? wire::AckStatus::accepted : wire::AckStatus::covered);
     f.origin->on_frame(peer, Channel::tcp, a.data(), a.size(), 1000);
   }
   f.run(100'000, 60'000'000, big, [](Micros) { return false; });
@@ -229,7 +237,7 @@ TEST(CoveredAck, ADelegateAnswersCoveredOnceItsOwnDelegationIsCovered) {
   ASSERT_FALSE(sub.empty());
   std::size_t left = sub.size();
   for (const auto& [peer, seqs] : sub) {
-    const auto a = ack_from(*view, 0, 1);
+    const auto a = ack_from(peer, *view, 0, 1);
     node.on_frame(peer, Channel::tcp, a.data(), a.size(), 2000);
     const auto after = acks_to_0(drain(node));
     if (--left > 0) EXPECT_TRUE(after.empty()) << "covered before its subtree was";
@@ -405,11 +413,13 @@ TEST(Rescue, TheOriginSaysDoneToTheDelegatesItSentToDirectly) {
   Node origin(cfg, view);
   const MessageId id = origin.broadcast({4, 2}, 0);
   std::set<NodeId> direct;
-  for (const auto& t : drain(origin)) direct.insert(t.to);
+  const auto first_sends = drain(origin);
+  for (const auto& t : first_sends) direct.insert(t.to);
   ASSERT_EQ(direct.size(), 3u);
   std::set<NodeId> told;
+  delegations(first_sends);
   for (NodeId d : direct) {
-    const auto a = wire::encode_frame({wire::Ack{0, id.seq, wire::AckStatus::covered, view->hash(), 1}});
+    const auto a = ack_from(d, *view, 0, id.seq);
     origin.on_frame(d, Channel::tcp, a.data(), a.size(), 1'000);
     for (const auto& t : drain(origin))
       for (const auto& m : wire::decode_frame(t.bytes).messages)

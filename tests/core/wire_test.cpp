@@ -37,6 +37,7 @@ TEST(Wire, EveryMessageTypeRoundTrips) {
   listed.targets.ids = {5, 9, 100000};
   listed.flags = wire::Broadcast::kRelay | wire::Broadcast::kForced;
   listed.relay_to = 77;
+  listed.token = 1ULL << 35;  // a delegation's token, echoed by its acks
   Broadcast islands = sample_broadcast();
   islands.targets = Targets{};
   islands.targets.kind = Targets::Kind::island_list;
@@ -50,6 +51,8 @@ TEST(Wire, EveryMessageTypeRoundTrips) {
                               listed,
                               islands,
                               Ack{1, 2, AckStatus::view_mismatch, 99, 3},
+                              Ack{1, 2, AckStatus::covered, 99, 3, 1ULL << 35},
+                              Ack{1, 2, AckStatus::done, 99, 3},
                               McastHeader{4, 5, 2},
                               Confirm{6, 7, 8, 4},
                               RepairRequest{9, 10, 12, 5},
@@ -88,6 +91,7 @@ TEST(Wire, MalformedIslandListsAreRejected) {
     body.push_back(0);     // flags
     body.push_back(3);     // island_list
     body.insert(body.end(), targets.begin(), targets.end());
+    put_varint(body, 9);   // token (a delegation)
     put_varint(body, 0);   // payload length
     Bytes f{kVersion, 2};  // broadcast
     put_varint(f, body.size());
@@ -216,7 +220,7 @@ TEST(Wire, RejectsMalformedHeardLists) {
 TEST(Wire, RejectsOutOfRangeValues) {
   Ack a{1, 2, AckStatus::accepted, 3};
   Bytes frame = encode_frame({a});
-  frame[frame.size() - 9] = 7;  // status byte
+  frame[frame.size() - 10] = 7;  // status byte (then the view hash, 8 bytes, and the token)
   EXPECT_EQ(decode_frame(frame).error, DecodeError::bad_value);
   Bytes rr = encode_frame({RepairRequest{1, 5, 4}});  // from > to
   EXPECT_EQ(decode_frame(rr).error, DecodeError::bad_value);

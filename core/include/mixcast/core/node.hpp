@@ -198,6 +198,7 @@ class Node {
   // each one waits only on strictly smaller sets, so waits never form a cycle.
   struct Duty {
     NodeId upstream = 0;
+    std::uint64_t token = 0;  // the upstream's, echoed in our acks
     MessageId id;
     std::uint32_t open = 0;  // our pending delegations made for it
   };
@@ -224,7 +225,8 @@ class Node {
   Micros ack_wait(NodeId peer) const;  // the first wait for an ack from `peer`
   // After `accepted`, how long a delegate may take until `covered`: a wait per level of its subtree.
   Micros cover_wait(const Pending& p) const;
-  void ack_delegation(NodeId to, const MessageId& id, wire::AckStatus status, std::size_t frame_mark);
+  void ack_delegation(NodeId to, const MessageId& id, wire::AckStatus status, std::uint64_t token,
+                      std::size_t frame_mark);
   void settle(const Pending& p);  // p is no longer pending: its duty may be done
   void close_duty(std::uint64_t duty);  // one open part of a duty is done
   // A multicast of a broadcast we cover is part of the cover: done once every member we counted on
@@ -332,8 +334,6 @@ class Node {
 
   std::unordered_map<MessageId, Active, MessageIdHash> active_;
   std::unordered_map<std::uint64_t, Pending> pending_;  // by token
-  using AckKey = std::pair<NodeId, MessageId>;  // peer, message
-  std::map<AckKey, std::vector<std::uint64_t>> awaiting_ack_;  // tokens, oldest first
   using Deadline = std::pair<Micros, std::uint64_t>;
   std::priority_queue<Deadline, std::vector<Deadline>, std::greater<>> deadlines_;  // lazy: stale tokens skipped
   std::uint64_t next_token_ = 1;
@@ -345,7 +345,7 @@ class Node {
   std::unordered_set<NodeId> suspected_;     // peers whose delegation failed: skipped until heard from
   std::unordered_map<NodeId, PeerProgress> progress_;
   std::map<MessageId, Refused> refused_;
-  std::map<AckKey, Micros> given_up_;  // delegations whose ack timed out: when they were sent
+  std::map<std::uint64_t, Micros> given_up_;  // delegations whose ack timed out, by token: when they were sent
   std::map<MessageId, Watch> watched_;
   std::deque<std::pair<Micros, MessageId>> watch_expiry_;  // by `until`, for pruning
   std::unordered_set<NodeId> foreign_view_;  // peers known to hold another view: send id lists

@@ -85,11 +85,15 @@ struct Broadcast {
   Targets targets;
   Bytes payload;
   std::uint64_t incarnation = 0;  // the origin's (part of the message id)
+  // A delegation (targets not none): the sender's name for it, echoed in its acks. One message may
+  // go to one peer in several delegations (relays for two NATed heads, a re-delegation), and
+  // `covered` comes in the order subtrees finish, not the order they came.
+  std::uint64_t token = 0;
   MessageId id() const { return MessageId{origin, seq, incarnation}; }
   friend bool operator==(const Broadcast& a, const Broadcast& b) {
     return a.origin == b.origin && a.seq == b.seq && a.round == b.round && a.flags == b.flags &&
            a.relay_to == b.relay_to && a.targets == b.targets && a.payload == b.payload &&
-           a.incarnation == b.incarnation;
+           a.incarnation == b.incarnation && a.token == b.token;
   }
 };
 
@@ -107,9 +111,10 @@ struct Ack {
   AckStatus status = AckStatus::accepted;
   std::uint64_t view_hash = 0;  // the acker's view, so a sender can fall back to id lists
   std::uint64_t incarnation = 0;  // of the acknowledged message's origin
+  std::uint64_t token = 0;        // the delegation's (Broadcast::token); 0 in `done`
   friend bool operator==(const Ack& a, const Ack& b) {
     return a.origin == b.origin && a.seq == b.seq && a.status == b.status && a.view_hash == b.view_hash &&
-           a.incarnation == b.incarnation;
+           a.incarnation == b.incarnation && a.token == b.token;
   }
 };
 
