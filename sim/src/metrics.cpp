@@ -426,9 +426,16 @@ std::string human_summary(const nlohmann::json& s) {
     const nlohmann::json by_cause = miss.value("causes", nlohmann::json::object());  // outlives the loop
     for (const auto& [cause, count] : by_cause.items())
       causes += (causes.empty() ? "" : ", ") + cause + " " + count.dump();
+    // Warm-up broadcasts come first (indices below their count); the delivered line above leaves them out.
+    const std::uint64_t warm_count = warm.contains("broadcasts") ? u64(warm, "broadcasts") : 0;
+    std::uint64_t warm_missing = 0;
+    for (const auto& b : miss.value("broadcasts", nlohmann::json::array()))
+      warm_missing += b.is_number_unsigned() && b.get<std::uint64_t>() < warm_count;
+    const std::string warm_note =
+        warm_missing ? " (" + std::to_string(warm_missing) + " of them warm-up, not in the delivered line)" : "";
     out += "MISSING: " + std::to_string(u64(miss, "deliveries")) + " expected deliveries did not happen; nodes " +
            list(miss.value("nodes", nlohmann::json::array())) + "; broadcasts " +
-           list(miss.value("broadcasts", nlohmann::json::array())) + "; causes: " + causes + "\n";
+           list(miss.value("broadcasts", nlohmann::json::array())) + warm_note + "; causes: " + causes + "\n";
   }
   if (u64(s, "invented") + u64(s, "corrupted") > 0) {
     std::snprintf(line, sizeof line, "INTEGRITY: %llu deliveries of messages never broadcast, %llu with a changed payload\n",

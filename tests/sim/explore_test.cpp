@@ -148,6 +148,11 @@ crashes: [{at: 0.1s, nodes: [0, 1, 2, 3, 4]}]
   const std::string text = human_summary(summary);
   EXPECT_NE(text.find("MISSING: " + std::to_string(r.missing.size()) + " expected deliveries"), std::string::npos) << text;
   EXPECT_NE(text.find("causes: no_gateway"), std::string::npos) << text;
+  EXPECT_EQ(text.find("warm-up"), std::string::npos) << "no warm-up here: " << text;
+  nlohmann::json warm_up = summary;  // the same misses, as if every broadcast were a warm-up one
+  warm_up["warmup"]["broadcasts"] = 100;
+  EXPECT_NE(human_summary(warm_up).find("of them warm-up, not in the delivered line"), std::string::npos)
+      << human_summary(warm_up);
 }
 
 TEST(Invariants, ANatedNodeCutOffFromEveryGatewayIsNotAViolation) {
