@@ -76,6 +76,25 @@ MessageId Node::start(wire::Bytes payload, std::uint8_t flags, Micros now) {
 }
 
 void Node::cover_everyone(const MessageId& id, Micros now) {
+  if (id.origin != cfg_.self) {
+    // A rescue: every member but us, in ranges of the origin's rotation (receivers read ranges
+    // rotated at the message's origin; ours would look like another view to them).
+    if (mixed()) {
+      islands_.rebuild();
+      const auto k = static_cast<std::uint32_t>(islands_.size());
+      const std::uint32_t io = islands_.island_of(id.origin);
+      const std::uint32_t q = (islands_.island_of(cfg_.self) + k - io) % k;  // our island's position
+      if (q + 1 < k) cover(id, TargetSet::island_range(io, q + 1, k - q - 1, k), now);
+      if (q > 0) cover(id, TargetSet::island_range(io, 0, q, k), now);
+      cover_own_island(id, islands_.island(islands_.island_of(cfg_.self)), now);
+    } else if (auto origin_rank = view_->rank_of(id.origin)) {
+      const auto n = static_cast<std::uint32_t>(view_->size());
+      const std::uint32_t p = (self_rank_ + n - *origin_rank) % n;  // our position; 0 is the origin
+      if (p + 1 < n) cover(id, TargetSet::range(*origin_rank, p + 1, n - p - 1), now);
+      if (p > 1) cover(id, TargetSet::range(*origin_rank, 1, p - 1), now);
+    }
+    return;
+  }
   if (mixed()) {
     // TCP tree over the other islands first, then one multicast into our own island.
     islands_.rebuild();
@@ -208,6 +227,7 @@ void Node::on_timeout(Micros now) {
   for (const auto& [id, r] : refused_)
     if (r.deadline <= now) overdue.push_back(id);
   for (const auto& id : overdue) rescue(id, now);
+  rescue_due(now);
   if (mixed() && now >= next_tick_) tick(now);
   else if (mixed() && now >= next_tell_) tell_silences(now);
   if (now >= next_keepalive_) {
@@ -252,6 +272,7 @@ std::optional<Delivery> Node::poll_delivery() {
 Micros Node::next_timeout() {
   Micros next = std::min(mixed() ? std::min(next_tick_, next_tell_) : kNever, next_keepalive_);
   for (const auto& [id, r] : refused_) next = std::min(next, r.deadline);
+  next = std::min(next, next_rescue_);
   while (!deadlines_.empty()) {
     auto it = pending_.find(deadlines_.top().second);
     if (it != pending_.end() && it->second.deadline == deadlines_.top().first)
@@ -323,6 +344,7 @@ void Node::handle_broadcast(NodeId from, Channel channel, wire::Broadcast&& b, M
   // A relay is not our copy: we only pass it on. Our own copy comes through the plan; delivering
   // whichever arrives first would make our round depend on timing.
   if (!relay) accept(b, channel, now);
+  if (b.flags & wire::Broadcast::kRescue) watched_.erase(b.id());  // another watcher covers everyone
   if (channel == Channel::tcp && from == b.origin && !relay && b.targets.kind == wire::Targets::Kind::none &&
       !(b.flags & (wire::Broadcast::kControl | wire::Broadcast::kRepair)))
     watch(b, now);  // a leaf straight from the origin: we may be the only one it reached
@@ -593,14 +615,26 @@ void Node::watch(const wire::Broadcast& b, Micros now) {
 }
 
 void Node::rescue_watched(NodeId origin, Micros now) {
-  std::vector<MessageId> orphans;
-  for (const auto& [id, w] : watched_)
-    if (id.origin == origin && w.until > now) orphans.push_back(id);
-  for (const auto& id : orphans) {
+  for (auto& [id, w] : watched_)
+    if (id.origin == origin && w.until > now && w.rescue_at == kNever)
+      next_rescue_ = std::min(next_rescue_, w.rescue_at = now + static_cast<Micros>(w.round > 0 ? w.round - 1 : 0) *
+                                                                   cfg_.ack_timeout);
+  rescue_due(now);
+}
+
+void Node::rescue_due(Micros now) {
+  if (next_rescue_ > now) return;
+  next_rescue_ = kNever;
+  std::vector<MessageId> due;
+  for (const auto& [id, w] : watched_) {
+    if (w.rescue_at <= now) due.push_back(id);
+    else next_rescue_ = std::min(next_rescue_, w.rescue_at);
+  }
+  for (const auto& id : due) {
     const Watch w = std::move(watched_.at(id));
     watched_.erase(id);
     ++counters_.rescues;
-    hold(id, w.round, 0, *w.payload);
+    hold(id, w.round, wire::Broadcast::kRescue, *w.payload);
     cover_everyone(id, now);
     release(id);
   }

@@ -442,6 +442,7 @@ std::string describe(const Message& m) {
       if (b.flags & Broadcast::kControl) s += " control";
       if (b.flags & Broadcast::kForced) s += " forced";
       if (b.flags & Broadcast::kRepair) s += " repair";
+      if (b.flags & Broadcast::kRescue) s += " rescue";
       if (b.flags & Broadcast::kRelay) s += " relay_to=" + std::to_string(b.relay_to);
       return s;
     }

@@ -406,6 +406,31 @@ TEST(Rescue, AnOriginThatFailsBeforeItsBroadcastIsDoneIsCoveredForByItsDelegate)
   EXPECT_GE(to.size(), 3u) << "covering everyone takes log2 of 8 sends";
 }
 
+TEST(Rescue, ALaterWatcherWaitsAndLeavesTheRescueToAnEarlierOne) {
+  // The origin's third send reached us: the watchers its first two sends reached rescue first.
+  Refusal r;
+  wire::Broadcast leaf = r.b;
+  leaf.seq = 2;
+  leaf.round = 3;
+  leaf.targets = wire::Targets{};
+  const auto f = wire::encode_frame({leaf});
+  r.node->on_frame(0, Channel::tcp, f.data(), f.size(), 2'000);
+  drain(*r.node);
+  r.node->on_link_event(0, LinkEvent::failed, 5'000);
+  drain(*r.node);
+  EXPECT_EQ(r.node->counters().rescues, 1u) << "only seq 1 (refused, round 1) at once";
+  EXPECT_EQ(r.node->next_timeout(), 5'000 + 2 * 500'000) << "two ack timeouts later";
+  // Another watcher's rescue reaches us first: ours is not needed.
+  wire::Broadcast rescue = leaf;
+  rescue.flags |= wire::Broadcast::kRescue;
+  rescue.round = 5;
+  const auto g = wire::encode_frame({rescue});
+  r.node->on_frame(3, Channel::tcp, g.data(), g.size(), 600'000);
+  r.node->on_timeout(2'000'000);
+  drain(*r.node);
+  EXPECT_EQ(r.node->counters().rescues, 1u);
+}
+
 TEST(Rescue, TheOriginSaysDoneToTheDelegatesItSentToDirectly) {
   auto view = view_of(8);
   NodeConfig cfg;

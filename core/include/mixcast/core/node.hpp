@@ -190,9 +190,14 @@ class Node {
   // delivered. Its `done` ends the watch; so does age (watch_for).
   struct Watch {
     Micros until = 0;
-    std::uint32_t round = 0;
+    std::uint32_t round = 0;  // in which the origin's copy reached us: its k-th send
     std::shared_ptr<const wire::Bytes> payload;
+    // The origin failed: we cover everyone then, unless another watcher's rescue reaches us first.
+    // Watchers go one ack timeout apart, in the order the origin sent to them, so one rescue is
+    // the rule and more happen only when the earlier watchers are gone too.
+    Micros rescue_at = kNever;
   };
+  void rescue_due(Micros now);
   // A delegation we acked `accepted`: its sender gets `covered` once every delegation we made of its
   // targets (and those handed on again after a failure) is covered. Per delegation, not per message:
   // each one waits only on strictly smaller sets, so waits never form a cycle.
@@ -348,6 +353,7 @@ class Node {
   std::map<std::uint64_t, Micros> given_up_;  // delegations whose ack timed out, by token: when they were sent
   std::map<MessageId, Watch> watched_;
   std::deque<std::pair<Micros, MessageId>> watch_expiry_;  // by `until`, for pruning
+  Micros next_rescue_ = kNever;  // the earliest rescue_at scheduled (may be stale: a wake-up too many)
   std::unordered_set<NodeId> foreign_view_;  // peers known to hold another view: send id lists
   // A NATed node says hello to its gateways this often: a gateway that restarted lost the link and
   // cannot dial it back, and the hello on a dead link makes the link fail and open again.

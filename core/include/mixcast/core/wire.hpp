@@ -75,7 +75,8 @@ struct Broadcast {
   static constexpr std::uint8_t kForced = 2;   // a TCP copy to a multicast-reachable node
   static constexpr std::uint8_t kRepair = 4;   // resent because a multicast was missed
   static constexpr std::uint8_t kRelay = 8;    // receiver forwards it to relay_to (NAT gateway)
-  static constexpr std::uint8_t kKnownFlags = 15;
+  static constexpr std::uint8_t kRescue = 16;  // sent by a member covering everyone for a failed origin
+  static constexpr std::uint8_t kKnownFlags = 31;
 
   NodeId origin = 0;
   std::uint64_t seq = 0;
