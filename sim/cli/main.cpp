@@ -274,6 +274,8 @@ struct RunArgs {
 };
 
 int cmd_run(const RunArgs& a) {
+  if (!a.trace.empty() && a.engine != "model")
+    throw UsageError("--trace: only the model engine writes traces so far (add --engine model)");
   check_engine(a.engine);
   std::vector<std::string> extra;
   if (!a.mode.empty()) extra.push_back("protocol.mode=" + check_mode("--mode", a.mode));
@@ -294,7 +296,6 @@ int cmd_run(const RunArgs& a) {
   mixcast::sim::ensure_writable_dir(out);  // fail before the run, not after it
   std::ofstream trace;
   if (!a.trace.empty()) {
-    if (a.engine != "model") throw UsageError("--trace: only the model engine writes traces so far (add --engine model)");
     trace.open(a.trace, std::ios::trunc);
     if (!trace) throw UsageError("--trace " + a.trace + ": cannot write there: " + std::strerror(errno));
   }
