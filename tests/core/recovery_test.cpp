@@ -168,15 +168,23 @@ TEST(AckWait, ALaterAckMeansTheEarlierDelegationWasLost) {
 
 // After `accepted` the sender keeps the delegation until `covered`: the delegate may die with its
 // own sends unsent, and only the sender knows the targets.
-TEST(CoveredAck, ADelegateThatAcceptedAndThenFailsIsReplaced) {
-  AckFixture f;
+namespace {
+// The origin broadcasts; its first delegate acks `accepted` (it hands on), the others `covered`.
+NodeId accepted_by_one(AckFixture& f) {
   const MessageId id = f.origin->broadcast({1, 2, 3}, 0);
-  auto firsts = delegations(drain(*f.origin));
+  const auto firsts = delegations(drain(*f.origin));
   const NodeId big = firsts.begin()->first;
   for (const auto& [peer, seqs] : firsts) {
     const auto a = ack_from(peer, *f.view, 0, id.seq, peer == big ? wire::AckStatus::accepted : wire::AckStatus::covered);
     f.origin->on_frame(peer, Channel::tcp, a.data(), a.size(), 1000);
   }
+  return big;
+}
+}  // namespace
+
+TEST(CoveredAck, ADelegateThatAcceptedAndThenFailsIsReplaced) {
+  AckFixture f;
+  const NodeId big = accepted_by_one(f);
   EXPECT_TRUE(f.origin->awaits_delegations());
   f.origin->on_link_event(big, LinkEvent::failed, 50'000);
   std::set<NodeId> again;
@@ -190,13 +198,7 @@ TEST(CoveredAck, ADelegateThatAcceptedAndThenFailsIsReplaced) {
 
 TEST(CoveredAck, ACoveredDelegationIsDoneAndAnAcceptedOneThatGoesSilentIsHandedOn) {
   AckFixture f;
-  const MessageId id = f.origin->broadcast({1, 2, 3}, 0);
-  auto firsts = delegations(drain(*f.origin));
-  const NodeId big = firsts.begin()->first;
-  for (const auto& [peer, seqs] : firsts) {
-    const auto a = ack_from(peer, *f.view, 0, id.seq, peer == big ? wire::AckStatus::accepted : wire::AckStatus::covered);
-    f.origin->on_frame(peer, Channel::tcp, a.data(), a.size(), 1000);
-  }
+  const NodeId big = accepted_by_one(f);
   f.run(100'000, 60'000'000, big, [](Micros) { return false; });
   EXPECT_EQ(f.origin->counters().cover_timeouts, 1u);
   EXPECT_EQ(f.origin->counters().ack_timeouts, 0u);
